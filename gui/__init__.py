@@ -1,0 +1,1 @@
+"""The PyQt5 desktop front end of vo-al (a thin layer over :mod:`vo_al`)."""

@@ -1,0 +1,171 @@
+"""The reader registry: each reader has a cheap identify check and a priority.
+
+A file is opened once; every registered reader's ``identify`` looks at the
+open HDU list (headers only), the highest-priority reader that claims it
+reads it. An ``identify`` that raises is taken as "not mine".
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
+
+from .record import Spectrum
+
+__all__ = [
+    "SpectrumReadError",
+    "UnsupportedFormat",
+    "CorruptFile",
+    "Reader",
+    "register_reader",
+    "readers",
+    "identify_format",
+    "read_spectrum",
+]
+
+
+class SpectrumReadError(Exception):
+    """A file could not be turned into a :class:`Spectrum`."""
+
+    def __init__(self, path, reason: str):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class UnsupportedFormat(SpectrumReadError):
+    """The file is readable FITS, but no reader recognises its layout."""
+
+
+class CorruptFile(SpectrumReadError):
+    """The file is not valid FITS, is truncated, or its data are inconsistent."""
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One registered reader."""
+
+    name: str
+    description: str
+    identify: Callable[[fits.HDUList], bool]
+    read: Callable[[fits.HDUList, str], Spectrum]
+    priority: int
+
+
+_READERS: list[Reader] = []
+
+
+def register_reader(name: str, description: str, identify, priority: int = 0):
+    """Register the decorated ``read(hdul, path) -> Spectrum`` function.
+
+    Parameters
+    ----------
+    name : str
+        Short format name, shown by ``vo-al inspect``.
+    description : str
+        What the reader expects, quoted in :class:`UnsupportedFormat` errors.
+    identify : callable
+        ``identify(hdul) -> bool``; must only look at headers.
+    priority : int
+        Higher is tried first.
+    """
+
+    def decorator(read):
+        _READERS.append(Reader(name, description, identify, read, priority))
+        _READERS.sort(key=lambda r: -r.priority)
+        return read
+
+    return decorator
+
+
+def readers() -> list[Reader]:
+    """The registered readers, highest priority first."""
+    _load_builtin_readers()
+    return list(_READERS)
+
+
+def _load_builtin_readers():
+    from . import lamost, ondrejov  # noqa: F401  (registration side effect)
+
+
+def _claims(reader: Reader, hdul) -> bool:
+    try:
+        return bool(reader.identify(hdul))
+    except Exception:
+        return False
+
+
+def _open(path):
+    try:
+        return fits.open(path, memmap=False, lazy_load_hdus=False)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # astropy raises OSError, ValueError, TypeError, ...
+        raise CorruptFile(path, f"not a readable FITS file ({exc})") from exc
+
+
+def identify_format(path) -> str:
+    """Name of the reader that would read ``path``.
+
+    Raises
+    ------
+    UnsupportedFormat
+        When no reader recognises the file.
+    CorruptFile
+        When the file is not readable FITS.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        with _open(path) as hdul:
+            return _choose(hdul, path).name
+
+
+def _choose(hdul, path) -> Reader:
+    for reader in readers():
+        if _claims(reader, hdul):
+            return reader
+    expected = "; ".join(f"{r.name}: {r.description}" for r in readers())
+    layout = ", ".join(
+        f"{h.name or type(h).__name__}{tuple(h.shape) if getattr(h, 'shape', None) else ''}"
+        for h in hdul
+    )
+    raise UnsupportedFormat(
+        path, f"no reader recognises this FITS layout [{layout}]; expected one of: {expected}"
+    )
+
+
+def read_spectrum(path) -> Spectrum:
+    """Read one spectrum file with the reader that claims it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A FITS file, optionally gzipped.
+
+    Returns
+    -------
+    Spectrum
+
+    Raises
+    ------
+    UnsupportedFormat, CorruptFile
+        Both are :class:`SpectrumReadError`, carrying ``path`` and ``reason``.
+    FileNotFoundError
+        When the path does not exist.
+    """
+    path = os.fspath(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        with _open(path) as hdul:
+            reader = _choose(hdul, path)
+            try:
+                return reader.read(hdul, path)
+            except SpectrumReadError:
+                raise
+            except Exception as exc:
+                raise CorruptFile(path, f"{reader.name} file could not be read: {exc}") from exc
