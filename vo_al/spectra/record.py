@@ -34,8 +34,13 @@ class Spectrum:
         Inverse variance per pixel; 0 marks a bad pixel. None when the file
         has no error information.
     bad : ndarray of bool or None
-        Per-pixel bad mask (True = do not use). Defaults to the non-finite
-        flux pixels plus ``ivar == 0``.
+        Per-pixel mask of flux values that must not be used (True = bad).
+        The given mask (e.g. LAMOST's and-mask) is widened to non-finite flux
+        and to pixels with ``ivar == 0`` *and* zero flux. A pixel with
+        ``ivar == 0`` but real flux is kept: LAMOST's pipeline zeroes ivar over
+        the cores of strong Hα emission lines (all three real LAMOST emission
+        stars in shared/data/real), and masking those would erase the very
+        feature vo-al looks for.
     designation, object_name, instrument : str or None
         Catalogue designation, target name and instrument.
     ra, dec : float
@@ -80,7 +85,7 @@ class Spectrum:
             self.ivar = np.asarray(self.ivar, dtype=np.float64)
         bad = ~np.isfinite(self.flux)
         if self.ivar is not None:
-            bad |= ~(self.ivar > 0)
+            bad |= ~(self.ivar > 0) & (self.flux == 0)
         if self.bad is not None:
             bad |= np.asarray(self.bad, dtype=bool)
         self.bad = bad

@@ -1,0 +1,26 @@
+"""The core library never imports Qt (STYLE.md: glue's core/front-end split)."""
+
+import subprocess
+import sys
+
+SCRIPT = r"""
+import importlib, pkgutil, sys
+
+class BlockQt:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'pyqtgraph', 'gui'}:
+            raise ImportError(f'core imported {name}')
+        return None
+
+sys.meta_path.insert(0, BlockQt())
+import vo_al
+for module in pkgutil.walk_packages(vo_al.__path__, 'vo_al.'):
+    importlib.import_module(module.name)
+print('imported', len(sys.modules))
+"""
+
+
+def test_every_core_module_imports_with_qt_blocked():
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "imported" in result.stdout

@@ -1,0 +1,29 @@
+"""Spectrum readers: one registry, one record type.
+
+>>> from vo_al.spectra import read_spectrum
+>>> spectrum = read_spectrum("spec-55916-B5591606_sp01-001.fits")  # doctest: +SKIP
+"""
+
+from .record import AIR, VACUUM, Spectrum
+from .registry import (
+    CorruptFile,
+    SpectrumReadError,
+    UnsupportedFormat,
+    identify_format,
+    read_spectrum,
+    readers,
+    register_reader,
+)
+
+__all__ = [
+    "AIR",
+    "VACUUM",
+    "Spectrum",
+    "SpectrumReadError",
+    "UnsupportedFormat",
+    "CorruptFile",
+    "identify_format",
+    "read_spectrum",
+    "readers",
+    "register_reader",
+]
