@@ -1,0 +1,168 @@
+"""Building and streaming the HDF5 pool, on the real files."""
+
+from __future__ import annotations
+
+import csv
+
+import h5py
+import numpy as np
+import pytest
+
+from vo_al.labelfile import read_label_csv
+from vo_al.pool import (
+    InputsChangedError,
+    PoolExistsError,
+    PoolReader,
+    ingest,
+    rejected_csv_path,
+)
+from vo_al.preprocess import PreprocessConfig, preprocess
+from vo_al.spectra import read_spectrum
+
+
+def _rejected(pool_path):
+    with open(rejected_csv_path(pool_path), newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def real_pool(real_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pool") / "real.h5"
+    report = ingest([real_data], out, workers=2, shard_rows=8)
+    return out, report
+
+
+def test_real_files_become_a_pool_and_bad_files_are_listed(real_pool, manifest):
+    out, report = real_pool
+    supported = [row for row in manifest if not row["file"].startswith("other/")]
+    assert report.n_inputs == len(manifest)
+    assert report.n_spectra == report.n_usable == len(supported)
+    assert report.n_rejected == 1
+    (row,) = _rejected(out)
+    assert row["path"].endswith("other/TRES.fits")
+    assert "no reader recognises" in row["reason"] and row["action"] == "rejected"
+    assert not out.with_name(out.name + ".parts").exists()
+
+
+def test_pool_layout_and_rows_match_the_one_preprocessing_path(real_pool, real_data):
+    out, _ = real_pool
+    with h5py.File(out) as h5:
+        assert h5["spectra"].dtype == np.float32 and h5["spectra"].chunks[1] == 140
+        assert h5["quality"].dtype == np.uint8
+        assert h5.attrs["format_version"] == 1 and "vo_al_version" in h5.attrs
+        assert h5.attrs["preprocess.n_points"] == 140
+        assert "label" not in h5
+    with PoolReader(out) as pool:
+        assert pool.config == PreprocessConfig()
+        np.testing.assert_allclose(pool.wavelength, np.linspace(6519, 6732, 140))
+        ids, sources = pool.read("id"), pool.read("source")
+        assert len(set(ids)) == len(ids) == len(pool)
+        spectra = pool.read("spectra")
+        assert spectra.min() == -1.0 and spectra.max() == 1.0
+        for i in (0, len(pool) - 1):
+            expected = preprocess(read_spectrum(sources[i])).vector
+            np.testing.assert_array_equal(spectra[i], expected)
+            assert read_spectrum(sources[i]).id == ids[i]
+        designations = pool.read("designation")
+        assert "LAMOST J075703.80+025653.6" in designations
+        assert np.isfinite(pool.read("ra")).all()
+
+
+def test_streaming_covers_every_row_once(real_pool):
+    out, _ = real_pool
+    with PoolReader(out) as pool:
+        seen = []
+        for start, chunk in pool.iter_chunks(5, ("id", "spectra")):
+            assert chunk["spectra"].shape == (len(chunk["id"]), 140)
+            seen.extend(chunk["id"])
+        assert seen == list(pool.read("id"))
+
+
+def test_labels_attach_by_id_and_by_file(real_data, tmp_path):
+    table = tmp_path / "labels.csv"
+    table.write_text(
+        "id,file,label\n"
+        "a201402030013,,absorption\n"
+        f",{real_data / 'ondrejov/gamma-cas-emission.fits'},emission\n"
+    )
+    out = tmp_path / "train.h5"
+    report = ingest([real_data / "ondrejov"], out, labels=read_label_csv(table), workers=1)
+    assert report.n_labelled == 2
+    with PoolReader(out) as pool:
+        assert pool.class_names == ["absorption", "emission"]
+        labels = dict(zip(pool.read("id"), pool.read("label")))
+    assert labels["a201402030013"] == 0 and labels["uk220017"] == 1
+    assert sum(v >= 0 for v in labels.values()) == 2
+
+
+def test_list_files_missing_paths_and_duplicates(real_data, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text(
+        "# a list of spectra\n"
+        f"{real_data / 'lamost/spec-56266-GAC080N32V4_sp15-012.fits'}\n"
+        f"{tmp_path / 'not-there.fits'}\n\n"
+    )
+    again = real_data / "lamost/spec-56266-GAC080N32V4_sp15-012.fits"
+    out = tmp_path / "p.h5"
+    report = ingest([listing, again], out, workers=1)
+    assert (report.n_spectra, report.n_rejected, report.n_duplicates) == (1, 1, 1)
+    reasons = [row["reason"] for row in _rejected(out)]
+    assert any("No such file" in r for r in reasons)
+    assert any(r.startswith("duplicate id spec-56266") for r in reasons)
+
+
+def test_unusable_spectra_are_kept_with_a_quality_and_listed(real_data, tmp_path):
+    from astropy.io import fits
+
+    with fits.open(real_data / "lamost/spec-56266-GAC080N32V4_sp15-012.fits") as hdul:
+        hdul[0].data[0] = 0.0
+        hdul.writeto(tmp_path / "zero.fits")
+    out = tmp_path / "p.h5"
+    report = ingest([tmp_path / "zero.fits"], out, workers=1)
+    assert report.n_unusable == 1 and report.quality_counts == {"FLAT_OR_ZERO": 1}
+    (row,) = _rejected(out)
+    assert row["action"] == "kept, quality > 0" and row["reason"]
+    with PoolReader(out) as pool:
+        assert pool.read("quality")[0] != 0
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_interrupted_ingest_resumes_without_duplicates(real_data, tmp_path):
+    out = tmp_path / "p.h5"
+    calls = []
+
+    def die_after_first_shard(done, total):
+        calls.append(done)
+        if done >= 8:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        ingest([real_data], out, workers=1, shard_rows=8, progress=die_after_first_shard)
+    assert not out.exists() and out.with_name("p.h5.parts").is_dir()
+    report = ingest([real_data], out, workers=1, shard_rows=8)
+    assert report.resumed_inputs == 8 > 0
+    clean = ingest([real_data], tmp_path / "clean.h5", workers=1, shard_rows=8)
+    with PoolReader(out) as resumed, PoolReader(tmp_path / "clean.h5") as fresh:
+        assert list(resumed.read("id")) == list(fresh.read("id"))
+        np.testing.assert_array_equal(resumed.read("spectra"), fresh.read("spectra"))
+    assert report.n_spectra == clean.n_spectra
+
+
+def test_resume_with_other_inputs_is_refused(real_data, tmp_path):
+    out = tmp_path / "p.h5"
+    with pytest.raises(_Killed):
+        ingest([real_data / "lamost"], out, workers=1, shard_rows=4,
+               progress=lambda done, total: (_ for _ in ()).throw(_Killed) if done else None)
+    with pytest.raises(InputsChangedError, match="differ"):
+        ingest([real_data / "ondrejov"], out, workers=1, shard_rows=4)
+
+
+def test_existing_pool_needs_overwrite(real_data, tmp_path):
+    out = tmp_path / "p.h5"
+    ingest([real_data / "ondrejov"], out, workers=1)
+    with pytest.raises(PoolExistsError):
+        ingest([real_data / "ondrejov"], out, workers=1)
+    assert ingest([real_data / "ondrejov"], out, workers=1, overwrite=True).n_spectra == 15
