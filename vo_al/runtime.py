@@ -1,0 +1,146 @@
+"""Fast-CPU (and GPU) runtime setup: allocator, threads, device, autocast.
+
+On CPU the CNN's inference is limited by glibc malloc handing every large
+per-layer buffer back to the kernel (``mmap``/``munmap``), which costs page
+faults on every batch. :func:`tune_allocator` raises the mmap and trim
+thresholds to 1 GiB so those buffers are reused; it is the in-process
+equivalent of ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:
+glibc.malloc.trim_threshold=1073741824`` (or tcmalloc by ``LD_PRELOAD``).
+Call it once at start-up, before the first large allocation.
+
+Channels-last memory formats only exist for 2-D/3-D convolutions; for this
+1-D network they are irrelevant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import platform
+
+import torch
+
+__all__ = [
+    "tune_allocator",
+    "set_threads",
+    "resolve_device",
+    "best_autocast_dtype",
+    "inference_context",
+]
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_ONE_GIB = 1 << 30
+
+_allocator_tuned: bool | None = None
+
+
+def tune_allocator() -> bool:
+    """Raise glibc's mmap and trim thresholds to 1 GiB (once per process).
+
+    Returns
+    -------
+    bool
+        True when both ``mallopt`` calls succeeded; False on a non-glibc C
+        library, where nothing is changed. Later calls return the first
+        call's result without calling ``mallopt`` again.
+    """
+    global _allocator_tuned
+    if _allocator_tuned is None:
+        _allocator_tuned = _mallopt_thresholds()
+    return _allocator_tuned
+
+
+def _mallopt_thresholds() -> bool:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.mallopt.restype = ctypes.c_int
+    ok_mmap = libc.mallopt(_M_MMAP_THRESHOLD, _ONE_GIB) == 1
+    ok_trim = libc.mallopt(_M_TRIM_THRESHOLD, _ONE_GIB) == 1
+    return ok_mmap and ok_trim
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's intra-op thread count.
+
+    Parameters
+    ----------
+    n : int, optional
+        Number of threads; default: the CPUs this process may run on.
+
+    Returns
+    -------
+    int
+        The thread count now in use.
+    """
+    if n is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if n < 1:
+        raise ValueError(f"thread count must be at least 1, got {n}")
+    torch.set_num_threads(int(n))
+    return torch.get_num_threads()
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``'auto'`` means CUDA when available, else CPU; anything else is passed to torch."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _cpu_has_bf16_units() -> bool:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def best_autocast_dtype(device: str | torch.device = "cpu") -> torch.dtype | None:
+    """The reduced-precision dtype worth autocasting to on ``device``, or None.
+
+    CPU: bfloat16 when the CPU has bf16 matrix instructions (AVX512-BF16 or
+    AMX), else None (emulated bf16 is slower than fp32). CUDA: bfloat16 where
+    supported, else float16.
+    """
+    device = resolve_device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and _cpu_has_bf16_units():
+        return torch.bfloat16
+    return None
+
+
+def inference_context(
+    device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> contextlib.ExitStack:
+    """``torch.inference_mode()`` plus autocast to ``dtype`` when one is given.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        Device the model runs on.
+    dtype : torch.dtype, optional
+        Autocast dtype (see :func:`best_autocast_dtype`); None runs in fp32.
+
+    Returns
+    -------
+    contextlib.ExitStack
+        Use as ``with inference_context(dev, dtype): ...``.
+    """
+    device = resolve_device(device)
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    if dtype is not None:
+        stack.enter_context(torch.autocast(device_type=device.type, dtype=dtype))
+    return stack
