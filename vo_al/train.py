@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cancel import Cancelled
 from .model import SpectrumCNN, build_model
 from .runtime import resolve_device
 
@@ -57,7 +58,7 @@ CHECKPOINT_FORMAT = "vo-al-cnn"
 CHECKPOINT_VERSION = 1
 
 
-class TrainingCancelled(Exception):
+class TrainingCancelled(Cancelled):
     """Training was stopped through the ``cancel`` event."""
 
 
