@@ -1,0 +1,631 @@
+"""The persistent state of one active-learning session: a directory.
+
+::
+
+    SESSION/
+      config.json          SessionConfig (versioned JSON)
+      labels.sqlite        the append-only label log (vo_al.labellog), WAL mode
+      pool-index.npz       cached id → pool row index (vo_al.idindex)
+      iterations/001/      artefacts of iteration 1: model.pt, scores.h5,
+                           query.json, estimate.json, metrics.json, done
+      iterations/002/ ...
+
+An iteration counts once its ``done`` marker exists, so a kill in the middle
+of one leaves the session as it was before it. The human's labels, from any
+door (CLI, viewer, TOPCAT, SPLAT-VO, a file), go through :meth:`Session.label`,
+which checks them against the session's classes and the pool. See
+``docs/session.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+from scipy.special import ndtri
+
+from .idindex import IdIndex, read_rows
+from .labellog import Entry, LabelLog, utc_now
+from .pool import PoolReader
+from .preprocess import Quality
+
+__all__ = [
+    "CONFIG_VERSION",
+    "ITERATION_FILES",
+    "SessionConfig",
+    "Session",
+    "SessionError",
+    "LabelRefused",
+    "precision_estimate",
+]
+
+#: Version of ``config.json``; bumped with every incompatible change.
+CONFIG_VERSION = 1
+
+#: File names inside ``iterations/NNN/``.
+ITERATION_FILES = {
+    "checkpoint": "model.pt",
+    "scores": "scores.h5",
+    "query": "query.json",
+    "estimate": "estimate.json",
+    "metrics": "metrics.json",
+    "done": "done",
+}
+
+_CONFIG = "config.json"
+_LOG = "labels.sqlite"
+_INDEX = "pool-index.npz"
+_ITERATIONS = "iterations"
+_BATCH_KINDS = ("query", "estimate")
+
+
+class SessionError(Exception):
+    """A directory is not a session, or a session cannot be created."""
+
+
+class LabelRefused(ValueError):
+    """A label was not recorded; the message says what and why.
+
+    Parameters
+    ----------
+    reason : str
+        What was refused and why.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _write_atomic(path: Path, text: str):
+    """Write a small text file so that a kill leaves the old one or the new one."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temporary, path)
+
+
+@dataclass
+class SessionConfig:
+    """The settings of a session, stored as ``config.json``.
+
+    Parameters
+    ----------
+    train_path, pool_path : str
+        Absolute paths of the training pool (with labels) and of the pool.
+    class_names : list of str
+        The loop's classes; index 0 is "not interesting".
+    aliases : dict
+        Other names accepted for a class, e.g. training labels named
+        ``absorption`` count as ``other``.
+    skip_name : str
+        The answer "unsure": recorded, never trained on.
+    strategy : str
+        The query strategy's name.
+    query_size : int
+        Spectra queried per iteration.
+    estimate_size : int
+        Random spectra predicted as interesting, labelled to estimate the
+        precision and never trained on.
+    interesting : list of str, optional
+        Classes searched for; default all but the first.
+    seed : int
+        Seed for training and sampling.
+    preprocess : dict
+        The pool's preprocessing settings (``PoolReader.preprocess_attrs``).
+    version : int
+        :data:`CONFIG_VERSION`.
+    """
+
+    train_path: str
+    pool_path: str
+    class_names: list = field(default_factory=lambda: ["other", "emission", "double-peak"])
+    aliases: dict = field(default_factory=lambda: {"absorption": "other"})
+    skip_name: str = "skip"
+    strategy: str = "entropy"
+    query_size: int = 100
+    estimate_size: int = 30
+    interesting: list | None = None
+    seed: int = 0
+    preprocess: dict = field(default_factory=dict)
+    version: int = CONFIG_VERSION
+
+    def __post_init__(self):
+        if self.interesting is None:
+            self.interesting = list(self.class_names[1:])
+        names = [*self.class_names, *self.aliases, self.skip_name]
+        folded = [n.casefold() for n in names]
+        if len(self.class_names) < 2 or len(set(folded)) != len(folded) or not all(names):
+            raise ValueError(
+                f"class names, aliases and the skip name must be at least two classes and "
+                f"distinct non-empty names (case-insensitively): {names}")
+        unknown = [n for n in [*self.aliases.values(), *self.interesting]
+                   if n not in self.class_names]
+        if unknown:
+            raise ValueError(f"aliases and interesting classes name unknown classes: {unknown}")
+        if self.query_size < 1 or self.estimate_size < 0:
+            raise ValueError("query_size must be >= 1 and estimate_size >= 0")
+
+    def canonical(self, name: str) -> str:
+        """A class name, alias or the skip name (any case) → the class or skip name.
+
+        Raises
+        ------
+        KeyError
+            For any other name.
+        """
+        names = {n.casefold(): n for n in [*self.class_names, self.skip_name]}
+        names.update({a.casefold(): c for a, c in self.aliases.items()})
+        return names[str(name).strip().casefold()]
+
+    def class_index(self, name: str) -> int:
+        """Index of a class given by its name or an alias.
+
+        Raises
+        ------
+        KeyError
+            For an unknown name or the skip name.
+        """
+        canonical = self.canonical(name)
+        if canonical == self.skip_name:
+            raise KeyError(name)
+        return self.class_names.index(canonical)
+
+    @property
+    def interesting_indices(self) -> list[int]:
+        """Indices of the interesting classes."""
+        return [self.class_names.index(n) for n in self.interesting]
+
+    def to_json(self) -> str:
+        """The config as JSON text."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "SessionConfig":
+        """Read :meth:`to_json` output.
+
+        Raises
+        ------
+        ValueError
+            For a newer version, unknown or missing keys, or invalid values.
+        """
+        values = json.loads(text)
+        version = values.get("version")
+        if not isinstance(version, int) or version > CONFIG_VERSION:
+            raise ValueError(f"session config version {version!r}; this vo-al reads up to "
+                             f"{CONFIG_VERSION}")
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown session config keys: {sorted(unknown)}")
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ValueError(f"invalid session config: {exc}") from None
+
+
+def _preprocess_difference(train: dict, pool: dict) -> list[str]:
+    """``name (train X, pool Y)`` for every setting that differs."""
+    return [f"{key} (train {train.get(key, 'missing')!r}, pool {pool.get(key, 'missing')!r})"
+            for key in sorted(set(train) | set(pool)) if train.get(key) != pool.get(key)]
+
+
+def _check_training_set(config: SessionConfig, train: PoolReader, pool: PoolReader):
+    """Refuse a training set that cannot be used with this pool and these classes."""
+    difference = _preprocess_difference(train.preprocess_attrs, pool.preprocess_attrs)
+    if difference:
+        raise SessionError(
+            f"the training set {train.path} and the pool {pool.path} were preprocessed with "
+            f"different settings: {'; '.join(difference)}; rebuild one with the other's settings")
+    if train.class_names is None:
+        raise SessionError(f"the training set {train.path} has no labels: build it with --labels")
+    unknown = [n for n in train.class_names if n.casefold() not in _class_keys(config)]
+    if unknown:
+        raise SessionError(
+            f"training classes {unknown} are not session classes {config.class_names}: "
+            f"rename them or map them with aliases (now {config.aliases})")
+
+
+def _class_keys(config: SessionConfig) -> set[str]:
+    return {n.casefold() for n in [*config.class_names, *config.aliases]}
+
+
+def precision_estimate(predicted, labelled, class_index, confidence: float = 0.95):
+    """Precision among spectra predicted as a class, with its Wilson interval.
+
+    Parameters
+    ----------
+    predicted, labelled : array-like of int
+        Predicted and human class indices of the same spectra.
+    class_index : int or sequence of int
+        The class; with several, a spectrum predicted as any of them counts
+        and is correct when its label equals its prediction (the paper's
+        accuracy on spectra predicted as interesting).
+    confidence : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    precision, low, high : float
+        NaN, 0 and 1 when no spectrum was predicted as the class.
+    n : int
+        Spectra predicted as the class.
+
+    Examples
+    --------
+    >>> p, low, high, n = precision_estimate([1] * 30, [1] * 27 + [0] * 3, 1)
+    >>> round(p, 3), round(low, 3), round(high, 3), n
+    (0.9, 0.744, 0.965, 30)
+    """
+    predicted, labelled = np.asarray(predicted), np.asarray(labelled)
+    chosen = np.isin(predicted, np.atleast_1d(class_index))
+    n = int(chosen.sum())
+    if n == 0:
+        return math.nan, 0.0, 1.0, 0
+    p = float((labelled[chosen] == predicted[chosen]).mean())
+    z = float(ndtri(0.5 + confidence / 2))
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return p, max(0.0, centre - half), min(1.0, centre + half), n
+
+
+class Session:
+    """One active-learning session, stored in a directory.
+
+    Use :meth:`create` or :meth:`open`; close it (or use ``with``) to close
+    the label log.
+
+    Attributes
+    ----------
+    directory : Path
+    config : SessionConfig
+    log : LabelLog
+    """
+
+    def __init__(self, directory, config: SessionConfig):
+        self.directory = Path(directory)
+        self.config = config
+        self.log = LabelLog(self.directory / _LOG)
+        self._index: IdIndex | None = None
+        self._index_lock = threading.Lock()
+
+    # ------------------------------------------------------------------
+    # Creating, opening, closing
+
+    @classmethod
+    def create(cls, directory, train_path, pool_path, **config) -> "Session":
+        """Start a session in a new (or empty) directory.
+
+        Parameters
+        ----------
+        directory : path-like
+        train_path : path-like
+            A labelled pool (``label`` dataset, ``class_names`` attribute)
+            preprocessed exactly like the pool.
+        pool_path : path-like
+            The pool to search.
+        **config
+            Other :class:`SessionConfig` fields.
+
+        Returns
+        -------
+        Session
+
+        Raises
+        ------
+        SessionError
+            When the directory is not empty, or the training set differs
+            from the pool in its preprocessing, has no labels, or has
+            classes the session does not know.
+        """
+        directory = Path(directory)
+        if directory.exists() and any(directory.iterdir()):
+            raise SessionError(f"{directory} is not empty: a session needs a new directory")
+        with PoolReader(train_path) as train, PoolReader(pool_path) as pool:
+            settings = SessionConfig(train_path=str(Path(train_path).resolve()),
+                                     pool_path=str(Path(pool_path).resolve()),
+                                     preprocess=pool.preprocess_attrs, **config)
+            _check_training_set(settings, train, pool)
+        (directory / _ITERATIONS).mkdir(parents=True, exist_ok=True)
+        _write_atomic(directory / _CONFIG, settings.to_json())
+        return cls(directory, settings)
+
+    @classmethod
+    def open(cls, directory) -> "Session":
+        """Open an existing session.
+
+        Raises
+        ------
+        SessionError
+            When the directory holds no session or an unreadable config.
+        """
+        path = Path(directory) / _CONFIG
+        if not path.is_file():
+            raise SessionError(f"{directory} is not a vo-al session (no {_CONFIG})")
+        try:
+            config = SessionConfig.from_json(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise SessionError(f"{path}: {exc}") from None
+        return cls(directory, config)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Close the label log."""
+        self.log.close()
+
+    def pool(self) -> PoolReader:
+        """The pool, opened for reading (a context manager)."""
+        return PoolReader(self.config.pool_path)
+
+    @property
+    def index(self) -> IdIndex:
+        """The pool's id index, built (or loaded from its cache) on first use."""
+        with self._index_lock:
+            if self._index is None:
+                self._index = IdIndex.build(self.config.pool_path, self.directory / _INDEX)
+            return self._index
+
+    # ------------------------------------------------------------------
+    # Iterations
+
+    def iteration_dir(self, n: int) -> Path:
+        """``iterations/NNN`` of iteration ``n`` (1 is the first); not created."""
+        return self.directory / _ITERATIONS / f"{n:03d}"
+
+    def iteration_file(self, n: int, kind: str) -> Path:
+        """Path of one artefact of iteration ``n``; ``kind`` is a key of
+        :data:`ITERATION_FILES`."""
+        return self.iteration_dir(n) / ITERATION_FILES[kind]
+
+    @property
+    def iteration(self) -> int:
+        """Completed iterations: the largest n with iterations 1..n all done."""
+        n = 0
+        while self.iteration_file(n + 1, "done").exists():
+            n += 1
+        return n
+
+    def begin_iteration(self) -> int:
+        """Prepare the directory of the next iteration and return its number.
+
+        Leftovers of an interrupted attempt at the same iteration are removed.
+        """
+        n = self.iteration + 1
+        shutil.rmtree(self.iteration_dir(n), ignore_errors=True)
+        self.iteration_dir(n).mkdir(parents=True)
+        return n
+
+    def mark_done(self, n: int):
+        """Mark iteration ``n`` complete; it must be the next one.
+
+        Raises
+        ------
+        ValueError
+            When ``n`` is not ``iteration + 1`` or its directory is missing.
+        """
+        if n != self.iteration + 1 or not self.iteration_dir(n).is_dir():
+            raise ValueError(f"iteration {n} cannot be marked done: {self.iteration} are done "
+                             f"and only the next one, with its directory, can be")
+        _write_atomic(self.iteration_file(n, "done"), json.dumps({"time": utc_now()}) + "\n")
+
+    def write_batch(self, n: int, kind: str, ids):
+        """Store iteration ``n``'s query or estimate list (a JSON list of ids).
+
+        Parameters
+        ----------
+        n : int
+        kind : {'query', 'estimate'}
+        ids : iterable of str
+        """
+        self._batch_kind(kind)
+        self.iteration_dir(n).mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.iteration_file(n, kind), json.dumps([str(i) for i in ids]) + "\n")
+
+    def read_batch(self, n: int, kind: str) -> list[str]:
+        """Iteration ``n``'s query or estimate list; empty when there is none."""
+        path = self.iteration_file(n, self._batch_kind(kind))
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+
+    @staticmethod
+    def _batch_kind(kind: str) -> str:
+        if kind not in _BATCH_KINDS:
+            raise ValueError(f"batch kind must be one of {_BATCH_KINDS}, not {kind!r}")
+        return kind
+
+    def write_metrics(self, n: int, metrics: dict):
+        """Store iteration ``n``'s metrics (any JSON-serialisable dict)."""
+        self.iteration_dir(n).mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.iteration_file(n, "metrics"), json.dumps(metrics, indent=2) + "\n")
+
+    def read_metrics(self, n: int) -> dict:
+        """Iteration ``n``'s metrics; empty when there are none."""
+        path = self.iteration_file(n, "metrics")
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def learning_curve(self) -> list[dict]:
+        """The metrics of every completed iteration, each with its ``iteration``."""
+        return [{**self.read_metrics(n), "iteration": n} for n in range(1, self.iteration + 1)]
+
+    # ------------------------------------------------------------------
+    # Labels
+
+    def label(self, spectrum_id: str, class_name: str, *, source: str, sender: str = "",
+              purpose: str | None = None, iteration: int | None = None) -> Entry:
+        """Check and record one answer.
+
+        Parameters
+        ----------
+        spectrum_id : str
+            The pool's id (surrounding blanks are ignored).
+        class_name : str
+            A class, an alias (recorded as its class) or the skip name
+            (recorded as a skip); any case.
+        source, sender : str
+            Provenance: the door (``cli``, ``viewer``, ``topcat``, ...) and
+            the user or SAMP client.
+        purpose : str, optional
+            Default: ``query`` when the id is in the query list of
+            ``iteration``, ``estimate`` when in its estimate list, else
+            ``browse``.
+        iteration : int, optional
+            Default: :attr:`iteration`, the last completed iteration, whose
+            lists the user is answering.
+
+        Returns
+        -------
+        Entry
+            The committed log entry.
+
+        Raises
+        ------
+        LabelRefused
+            For an empty id, an unknown class, an id not in the pool, or an
+            unusable spectrum.
+        """
+        accepted, refused = self.label_many([(spectrum_id, class_name)], source=source,
+                                            sender=sender, purpose=purpose, iteration=iteration)
+        if refused:
+            raise LabelRefused(refused[0][1])
+        return accepted[0]
+
+    def label_many(self, pairs, *, source: str, sender: str = "", purpose: str | None = None,
+                   iteration: int | None = None) -> tuple[list[Entry], list[tuple[str, str]]]:
+        """Check many answers and record the valid ones in one transaction.
+
+        Parameters
+        ----------
+        pairs : iterable of (str, str)
+            ``(spectrum_id, class_name)``, as for :meth:`label`.
+        source, sender, purpose, iteration
+            As for :meth:`label`; ``purpose`` applies to every pair.
+
+        Returns
+        -------
+        accepted : list of Entry
+        refused : list of (str, str)
+            ``(spectrum_id, reason)`` of the answers not recorded.
+        """
+        pairs = [(str(i).strip(), c) for i, c in pairs]
+        iteration = self.iteration if iteration is None else iteration
+        reasons = self._refusals(pairs)
+        purposes = self._purposes(iteration) if purpose is None else {}
+        rows = [self._row(i, c, source, sender, purpose or purposes.get(i, "browse"), iteration)
+                for (i, c), reason in zip(pairs, reasons) if reason is None]
+        refused = [(i, reason) for (i, _), reason in zip(pairs, reasons) if reason is not None]
+        return self.log.append_many(rows), refused
+
+    def _row(self, spectrum_id, class_name, source, sender, purpose, iteration) -> dict:
+        """Keyword arguments of ``LabelLog.append`` for a checked answer."""
+        canonical = self.config.canonical(class_name)
+        skip = canonical == self.config.skip_name
+        return dict(spectrum_id=spectrum_id, label=None if skip else canonical,
+                    action="skip" if skip else "label", source=source, sender=sender,
+                    iteration=iteration, purpose=purpose)
+
+    def _refusals(self, pairs) -> list[str | None]:
+        """For each ``(id, class)``: why it is refused, or None."""
+        reasons = [self._class_refusal(c) or (None if i else f"empty spectrum id (class {c!r})")
+                   for i, c in pairs]
+        unchecked = [k for k, reason in enumerate(reasons) if reason is None]
+        for k, reason in zip(unchecked, self._pool_refusals([pairs[k][0] for k in unchecked])):
+            reasons[k] = reason
+        return reasons
+
+    def _class_refusal(self, class_name) -> str | None:
+        try:
+            self.config.canonical(class_name)
+            return None
+        except KeyError:
+            aliases = ", ".join(f"{a} → {c}" for a, c in self.config.aliases.items())
+            return (f"unknown class {class_name!r}: the classes are "
+                    f"{', '.join(self.config.class_names)} (aliases: {aliases or 'none'}; "
+                    f"{self.config.skip_name!r} records a skip)")
+
+    def _pool_refusals(self, ids: list[str]) -> list[str | None]:
+        """For each id: not in the pool, unusable, or None."""
+        rows = self.index.rows(ids)
+        quality = np.zeros(len(ids), dtype=np.uint8)
+        if (rows >= 0).any():
+            with self.pool() as pool:
+                quality[rows >= 0] = read_rows(pool, "quality", rows[rows >= 0])
+        return [
+            f"{i!r} is not in the pool: labels for spectra from elsewhere are refused" if r < 0
+            else f"{i!r} is unusable ({Quality(int(q)).reason}) and cannot be labelled" if q
+            else None
+            for i, r, q in zip(ids, rows, quality)
+        ]
+
+    def _purposes(self, iteration: int) -> dict[str, str]:
+        """``id -> purpose`` from an iteration's estimate and query lists."""
+        purposes = {i: "estimate" for i in self.read_batch(iteration, "estimate")}
+        purposes.update({i: "query" for i in self.read_batch(iteration, "query")})
+        return purposes
+
+    def undo(self, *, source: str, sender: str = "",
+             spectrum_id: str | None = None) -> Entry | None:
+        """Take back the latest answer (optionally of one spectrum).
+
+        Returns
+        -------
+        Entry or None
+            The undo entry, or None when there was nothing to undo.
+        """
+        return self.log.undo(source=source, sender=sender, spectrum_id=spectrum_id,
+                             iteration=self.iteration)
+
+    def training_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pool spectra to train on, from the labels in force.
+
+        Skips, undone labels and labels given for the performance estimate
+        (purpose ``estimate``) are left out. The training pool's own labels
+        are not included.
+
+        Returns
+        -------
+        rows : ndarray of int64
+            Pool rows, in the order of the log.
+        classes : ndarray of int64
+            Class indices into ``config.class_names``.
+
+        Raises
+        ------
+        SessionError
+            When a labelled spectrum is no longer in the pool (the pool file
+            was replaced).
+        """
+        entries = [e for e in self.log.current().values()
+                   if e.action == "label" and e.purpose != "estimate"]
+        rows = self.index.rows([e.spectrum_id for e in entries])
+        if (rows < 0).any():
+            missing = [e.spectrum_id for e, r in zip(entries, rows) if r < 0]
+            raise SessionError(f"{len(missing)} labelled spectra are not in the pool "
+                               f"{self.config.pool_path} any more, e.g. {missing[:5]}")
+        classes = np.array([self.config.class_index(e.label) for e in entries], dtype=np.int64)
+        return rows, classes
+
+    def estimate_labels(self, n: int) -> dict[str, int]:
+        """Labels in force for iteration ``n``'s estimate list.
+
+        Returns
+        -------
+        dict
+            ``spectrum_id -> class index`` in the list's order, for the ids
+            labelled so far (skipped ones are left out).
+        """
+        current = self.log.current()
+        return {i: self.config.class_index(current[i].label)
+                for i in self.read_batch(n, "estimate")
+                if i in current and current[i].action == "label"}
