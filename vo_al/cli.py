@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -166,6 +167,309 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- session
+
+
+def _open_session(path):
+    from .session import Session
+
+    return Session.open(path)
+
+
+def _cmd_init(args) -> int:
+    from .session import Session
+
+    options = {"seed": args.seed, "strategy": args.strategy, "query_size": args.query_size,
+               "estimate_size": args.estimate_size}
+    if args.classes:
+        options["class_names"] = args.classes.split(",")
+    with Session.create(args.session, args.train, args.pool, **options) as session:
+        print(f"session {args.session}: classes {', '.join(session.config.class_names)}; "
+              f"train {args.train}, pool {args.pool}")
+    return 0
+
+
+def _iteration_options(args):
+    from .loop import IterationOptions
+    from .scoring import ScoreConfig
+
+    mode = "head" if args.head_only else "warm" if args.warm_start else "scratch"
+    return IterationOptions(
+        strategy=args.strategy, query_size=args.query_size, estimate_size=args.estimate_size,
+        mode=mode, max_epochs=args.max_epochs, mc_samples=args.mc_samples,
+        score=ScoreConfig(precision=args.precision, batch_size=args.batch_size))
+
+
+class _LoopProgress:
+    """Progress bars for the train and score steps of an iteration."""
+
+    def __init__(self):
+        self._bars = {}
+
+    def __call__(self, step, event):
+        if step == "train":
+            self._bar("train", "epoch")(event.epoch, event.max_epochs)
+        elif step == "score":
+            self._bar("score", "spectrum")(*event)
+
+    def _bar(self, name, unit):
+        if name not in self._bars:
+            self._bars[name] = _Progress(name, unit)
+        return self._bars[name]
+
+    def close(self):
+        for bar in self._bars.values():
+            bar.close()
+        self._bars = {}
+
+
+def _cmd_iterate(args) -> int:
+    from .loop import run_iteration
+
+    progress = _LoopProgress()
+    with _open_session(args.session) as session:
+        try:
+            result = run_iteration(session, _iteration_options(args), progress=progress)
+        finally:
+            progress.close()
+    m = result.metrics
+    print(f"iteration {result.iteration}: trained on {m['n_train']} spectra "
+          f"({m['epochs']} epochs, {m['train_s']:.1f} s), scored {m['n_scored']} "
+          f"({m['score_s']:.1f} s, {m['scoring_precision']}), predicted {m['predicted_counts']}")
+    print(f"  query: {len(result.query)} spectra to label; estimate sample: "
+          f"{len(result.estimate)} (see `vo-al queue {args.session}`)")
+    return 0
+
+
+def _queue_rows(session):
+    n = session.iteration
+    current = session.log.current()
+    predicted = session.read_metrics(n).get("estimate_predicted", {}) if n else {}
+    rows = []
+    for kind in ("query", "estimate"):
+        for spectrum_id in session.read_batch(n, kind) if n else []:
+            entry = current.get(spectrum_id)
+            rows.append({"id": spectrum_id, "kind": kind,
+                         "answer": (entry.label or entry.action) if entry else None,
+                         "predicted": session.config.class_names[predicted[spectrum_id]]
+                         if spectrum_id in predicted else None})
+    return n, rows
+
+
+def _cmd_queue(args) -> int:
+    with _open_session(args.session) as session:
+        n, rows = _queue_rows(session)
+    if args.json:
+        _print_json({"iteration": n, "queue": rows})
+        return 0
+    left = [r for r in rows if r["answer"] is None]
+    print(f"iteration {n}: {len(left)} of {len(rows)} still to label")
+    for row in left if not args.all else rows:
+        print(f"  {row['id']:<40} {row['kind']:<9} {row['answer'] or ''}")
+    return 0
+
+
+def _cmd_label(args) -> int:
+    from .session import LabelRefused
+
+    with _open_session(args.session) as session:
+        try:
+            entry = session.label(args.id, args.label, source="cli", sender=args.sender)
+        except LabelRefused as exc:
+            print(f"vo-al label: refused: {exc}", file=sys.stderr)
+            return 2
+    print(f"labelled {entry.spectrum_id} as {entry.label or entry.action} "
+          f"({entry.purpose}, iteration {entry.iteration}, #{entry.seq})")
+    return 0
+
+
+def _cmd_undo(args) -> int:
+    with _open_session(args.session) as session:
+        entry = session.undo(source="cli", sender=args.sender)
+        undone = entry and session.log.entries(spectrum_id=entry.spectrum_id)
+    if entry is None:
+        print("nothing to undo")
+        return 1
+    print(f"undid #{entry.undoes} ({entry.spectrum_id}); "
+          f"{len(undone)} entries for it in the log")
+    return 0
+
+
+def _cmd_labels(args) -> int:
+    with _open_session(args.session) as session:
+        entries = session.log.entries()
+    keys = ("seq", "spectrum_id", "label", "action", "source", "sender", "time", "iteration",
+            "purpose", "undone", "undoes")
+    rows = [{k: getattr(e, k) for k in keys} for e in entries]
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        mark = " (undone)" if r["undone"] else ""
+        what = r["label"] or (f"undo #{r['undoes']}" if r["action"] == "undo" else r["action"])
+        print(f"#{r['seq']:<5} {r['time']} {r['spectrum_id']:<36} {what:<12} "
+              f"{r['source']}/{r['sender'] or '-'} it{r['iteration']} {r['purpose']}{mark}")
+    return 0
+
+
+def _cmd_import_labels(args) -> int:
+    from .labelfile import LabelFileError, read_label_pairs
+
+    try:
+        pairs = read_label_pairs(args.file, args.id_column, args.label_column)
+    except LabelFileError as exc:
+        print(f"vo-al import-labels: {exc}", file=sys.stderr)
+        return 2
+    with _open_session(args.session) as session:
+        accepted, refused = session.label_many(pairs, source="import",
+                                               sender=Path(args.file).name)
+    print(f"imported {len(accepted)} labels from {args.file}; refused {len(refused)}")
+    for spectrum_id, reason in refused[:20]:
+        print(f"  {spectrum_id}: {reason}", file=sys.stderr)
+    return 0 if accepted or not pairs else 2
+
+
+def _cmd_export(args) -> int:
+    from .export import candidate_table, write_table
+
+    with _open_session(args.session) as session:
+        try:
+            table = candidate_table(session, args.iteration)
+            write_table(table, args.out)
+        except ValueError as exc:
+            print(f"vo-al export: {exc}", file=sys.stderr)
+            return 2
+    print(f"wrote {len(table)} candidates to {args.out}")
+    return 0
+
+
+def _cmd_status(args) -> int:
+    from .loop import precision_curve
+
+    with _open_session(args.session) as session:
+        n = session.iteration
+        status = {"session": str(args.session), "iteration": n,
+                  "label_counts": session.log.counts(),
+                  "learning_curve": precision_curve(session),
+                  "metrics": session.read_metrics(n) if n else {}}
+        status["metrics"].pop("estimate_predicted", None)
+    if args.json:
+        _print_json(status)
+        return 0
+    print(f"{args.session}: iteration {n}, labels {status['label_counts']}")
+    for point in status["learning_curve"]:
+        o = point["overall"]
+        text = "—" if o["n"] == 0 else f"{o['precision']:.3f} [{o['low']:.3f}, {o['high']:.3f}] of {o['n']}"
+        print(f"  iteration {point['iteration']:>3}: estimated precision {text} "
+              f"({point['labelled']}/{point['sample']} of the sample labelled)")
+    return 0
+
+
+def _cmd_simulate(args) -> int:
+    from .simulate import simulate
+
+    def show(report):
+        if args.json:
+            return
+        est = report["estimated"]["overall"]
+        true = report["true"]["overall"]
+        est_text = ("—" if est["n"] == 0 else
+                    f"{1 - est['precision']:.3f} [{1 - est['high']:.3f}, {1 - est['low']:.3f}]")
+        true_p = true["precision"]
+        print(f"iteration {report['iteration']:>2}: estimated error {est_text}, true error "
+              f"{'—' if true_p is None else f'{1 - true_p:.3f}'}, recall "
+              f"{true['recall'] if true['recall'] is None else round(true['recall'], 3)}, "
+              f"predicted {true['predicted']}, discoveries {report['discoveries']}, "
+              f"train {report['train_s']:.1f} s, score {report['score_s']:.1f} s", flush=True)
+
+    with _open_session(args.session) as session:
+        reports = simulate(session, args.truth, args.iterations, _iteration_options(args),
+                           on_iteration=show)
+    if args.json:
+        _print_json(reports)
+    return 0
+
+
+def _add_iteration_options(p):
+    p.add_argument("--strategy", choices=("entropy", "least_confidence", "margin", "bald",
+                                          "random"))
+    p.add_argument("--query-size", type=int)
+    p.add_argument("--estimate-size", type=int)
+    p.add_argument("--warm-start", action="store_true", help="start from the last weights")
+    p.add_argument("--head-only", action="store_true", help="fine-tune only the dense head")
+    p.add_argument("--max-epochs", type=int, default=50)
+    p.add_argument("--mc-samples", type=int, help="MC-dropout samples (default 20 for bald)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    p.add_argument("--batch-size", type=int, default=1024)
+
+
+def _add_session_commands(commands):
+    p = commands.add_parser("init", help="create an active-learning session")
+    p.add_argument("session", type=Path)
+    p.add_argument("--train", required=True, type=Path, help="labelled training pool (HDF5)")
+    p.add_argument("--pool", required=True, type=Path, help="pool to search (HDF5)")
+    p.add_argument("--classes", help="comma-separated class names (first = not interesting)")
+    p.add_argument("--strategy", default="entropy")
+    p.add_argument("--query-size", type=int, default=100)
+    p.add_argument("--estimate-size", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_init)
+
+    p = commands.add_parser("iterate", help="train, score the pool, choose the next batch")
+    p.add_argument("session", type=Path)
+    _add_iteration_options(p)
+    p.set_defaults(func=_cmd_iterate)
+
+    p = commands.add_parser("queue", help="what to label now")
+    p.add_argument("session", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="also the answered ones")
+    p.set_defaults(func=_cmd_queue)
+
+    p = commands.add_parser("label", help="label one spectrum")
+    p.add_argument("session", type=Path)
+    p.add_argument("id")
+    p.add_argument("label", help="a class name, an alias, or 'skip'")
+    p.add_argument("--sender", default=os.environ.get("USER", ""))
+    p.set_defaults(func=_cmd_label)
+
+    p = commands.add_parser("undo", help="take back the latest answer")
+    p.add_argument("session", type=Path)
+    p.add_argument("--sender", default=os.environ.get("USER", ""))
+    p.set_defaults(func=_cmd_undo)
+
+    p = commands.add_parser("labels", help="the label log with provenance")
+    p.add_argument("session", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_labels)
+
+    p = commands.add_parser("import-labels", help="labels from a CSV or VOTable")
+    p.add_argument("session", type=Path)
+    p.add_argument("file", type=Path)
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--label-column", default="label")
+    p.set_defaults(func=_cmd_import_labels)
+
+    p = commands.add_parser("export", help="candidate table as .vot, .fits or .csv")
+    p.add_argument("session", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--iteration", type=int)
+    p.set_defaults(func=_cmd_export)
+
+    p = commands.add_parser("status", help="iteration, label counts, learning curve")
+    p.add_argument("session", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_status)
+
+    p = commands.add_parser("simulate", help="run the loop answered from a truth table")
+    p.add_argument("session", type=Path)
+    p.add_argument("--truth", required=True, type=Path)
+    p.add_argument("--iterations", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    _add_iteration_options(p)
+    p.set_defaults(func=_cmd_simulate)
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -212,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=_cmd_demo)
+    _add_session_commands(commands)
     return parser
 
 

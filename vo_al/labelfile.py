@@ -84,3 +84,42 @@ def read_label_csv(path) -> LabelTable:
             if row.get("file"):
                 by_file[os.path.abspath(path.parent / row["file"].strip())] = label
     return LabelTable(by_id, by_file)
+
+
+def read_label_pairs(path, id_column: str = "id", label_column: str = "label") -> list:
+    """``(spectrum id, label)`` pairs from a CSV or VOTable file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.csv`` (any other suffix but ``.vot``/``.xml`` is read as CSV too)
+        or VOTable.
+    id_column, label_column : str
+        Column names (matched case-insensitively); ``class`` is accepted
+        for a missing ``label`` column.
+
+    Raises
+    ------
+    LabelFileError
+        When a column is missing or the file cannot be parsed.
+    """
+    from astropy.table import Table
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".vot", ".xml", ".votable"):
+            table = Table.read(path, format="votable")
+        else:
+            table = Table.read(path, format="ascii.csv")
+    except Exception as exc:
+        raise LabelFileError(f"{path}: cannot read a table ({exc})") from exc
+    columns = {name.lower(): name for name in table.colnames}
+    wanted = [id_column.lower()]
+    wanted.append(label_column.lower() if label_column.lower() in columns else "class")
+    missing = [name for name in wanted if name not in columns]
+    if missing:
+        raise LabelFileError(f"{path}: no column {missing[0]!r}; found {table.colnames}")
+    ids, labels = table[columns[wanted[0]]], table[columns[wanted[1]]]
+    return [(str(i).strip(), str(label).strip()) for i, label in zip(ids, labels)
+            if str(label).strip() and str(label) != "--"]

@@ -1,0 +1,258 @@
+"""One active-learning iteration: train → score the pool → choose the query
+batch → draw the performance-estimate sample → record metrics.
+
+Every door (CLI, GUI, SAMP, the simulated oracle) runs iterations through
+:func:`run_iteration`; its artefacts go to the session's iteration folder
+and count only once the iteration is marked done, so a kill at any moment
+leaves the previous iteration in force.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .idindex import read_rows
+from .pool import PoolReader
+from .scoring import ScoreConfig, ScoresReader, score_pool
+from .session import Session, precision_estimate
+from .strategies import TopK, utilities
+from .train import TrainConfig, load_checkpoint, save_checkpoint, train
+
+__all__ = ["IterationOptions", "IterationResult", "run_iteration", "training_set",
+           "precision_curve", "labelled_rows"]
+
+#: MC-dropout samples used when a strategy needs them (BALD).
+DEFAULT_MC_SAMPLES = 20
+
+
+@dataclass(frozen=True)
+class IterationOptions:
+    """Choices for one iteration; None takes the session's configuration.
+
+    Parameters
+    ----------
+    strategy : str, optional
+        A name in :data:`vo_al.strategies.STRATEGIES`.
+    query_size, estimate_size : int, optional
+    mode : {'scratch', 'warm', 'head'}
+        Retrain from scratch (the paper), start from the previous
+        iteration's weights, or fine-tune only the dense head.
+    max_epochs : int
+    mc_samples : int, optional
+        MC-dropout samples for scoring; default 20 for BALD, else 0.
+    score : ScoreConfig
+        Batch sizes, precision and device of scoring (``mc_samples`` is
+        taken from above).
+    """
+
+    strategy: str | None = None
+    query_size: int | None = None
+    estimate_size: int | None = None
+    mode: str = "scratch"
+    max_epochs: int = 50
+    mc_samples: int | None = None
+    score: ScoreConfig = ScoreConfig()
+
+
+@dataclass
+class IterationResult:
+    """What one iteration produced."""
+
+    iteration: int
+    query: list
+    estimate: list
+    metrics: dict = field(default_factory=dict)
+
+
+def training_set(session: Session) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors and class indices to train on: the training pool's labels
+    (mapped through the session's aliases) plus the session's own labels."""
+    config = session.config
+    with PoolReader(config.train_path) as train_pool:
+        names = train_pool.class_names
+        labels = train_pool.read("label")
+        keep = np.flatnonzero((labels >= 0) & (train_pool.read("quality") == 0))
+        x_train = read_rows(train_pool, "spectra", keep)
+        mapping = np.array([config.class_index(name) for name in names], dtype=np.int64)
+        y_train = mapping[labels[keep]]
+    rows, classes = session.training_labels()
+    with session.pool() as pool:
+        x_pool = read_rows(pool, "spectra", rows) if len(rows) else np.empty((0, pool.length),
+                                                                              np.float32)
+    return np.concatenate([x_train, x_pool]), np.concatenate([y_train, classes])
+
+
+def labelled_rows(session: Session) -> np.ndarray:
+    """Sorted pool rows of every spectrum with an answer in force (labels and skips)."""
+    ids = list(session.log.current())
+    rows = session.index.rows(ids) if ids else np.empty(0, np.int64)
+    return np.unique(rows[rows >= 0])
+
+
+def _train(session, n, options, progress, cancel):
+    x, y = training_set(session)
+    config = TrainConfig(seed=session.config.seed + n, mode=options.mode,
+                         max_epochs=options.max_epochs)
+    init_state = None
+    if options.mode != "scratch" and n > 1:
+        init_state = load_checkpoint(session.iteration_file(n - 1, "checkpoint")).model.state_dict()
+    elif options.mode != "scratch":
+        config = TrainConfig(seed=config.seed, max_epochs=config.max_epochs)
+    result = train(x, y, session.config.class_names, config, progress=progress, cancel=cancel,
+                   init_state=init_state)
+    save_checkpoint(session.iteration_file(n, "checkpoint"), result.model,
+                    session.config.class_names, session.config.preprocess,
+                    extra={"iteration": n, "n_train": int(len(y)), "mode": config.mode})
+    return result, int(len(y))
+
+
+def _chunk_utility(strategy, chunk):
+    if strategy == "bald":
+        return chunk["bald"].astype(np.float64)
+    if strategy == "random":
+        return None  # drawn by the caller with the seeded generator
+    return utilities(strategy, probs=chunk["probs"])
+
+
+def _choose(scores_path, strategy, k, excluded, rng):
+    """Top-k rows by utility, never choosing ``excluded`` (sorted rows) or unusable ones."""
+    top = TopK(k)
+    columns = ("probs", "bald") if strategy == "bald" else ("probs",)
+    with ScoresReader(scores_path) as scores:
+        for start, chunk in scores.iter_chunks(columns=columns):
+            n = len(chunk["probs"])
+            utility = _chunk_utility(strategy, chunk)
+            if utility is None:
+                utility = np.where(np.isnan(chunk["probs"][:, 0]), np.nan, rng.random(n))
+            rows = np.arange(start, start + n)
+            top.update(utility, np.isin(rows, excluded, assume_unique=True))
+    return top.indices()
+
+
+def _estimate_sample(scores_path, k, interesting, excluded, rng):
+    """``k`` random rows predicted as an interesting class, outside ``excluded``."""
+    top = TopK(k)
+    with ScoresReader(scores_path) as scores:
+        for start, chunk in scores.iter_chunks(columns=("predicted",)):
+            n = len(chunk["predicted"])
+            candidate = np.isin(chunk["predicted"], interesting)
+            keys = np.where(candidate, rng.random(n), np.nan)
+            top.update(keys, np.isin(np.arange(start, start + n), excluded, assume_unique=True))
+    return top.indices()
+
+
+def run_iteration(session: Session, options: IterationOptions = IterationOptions(),
+                  progress: Callable[[str, object], None] | None = None,
+                  cancel=None) -> IterationResult:
+    """Run one full iteration and mark it done.
+
+    Parameters
+    ----------
+    session : Session
+    options : IterationOptions
+    progress : callable, optional
+        ``progress(step, event)`` with step ``'train'`` (event: an
+        :class:`~vo_al.train.EpochProgress`), ``'score'`` (event:
+        ``(rows_done, rows_total)``) or ``'query'``.
+    cancel : threading.Event-like, optional
+        Stops training or scoring with :class:`vo_al.cancel.Cancelled`;
+        the iteration then does not count.
+
+    Returns
+    -------
+    IterationResult
+    """
+    config = session.config
+    strategy = options.strategy or config.strategy
+    mc_samples = options.mc_samples
+    if mc_samples is None:
+        mc_samples = DEFAULT_MC_SAMPLES if strategy == "bald" else 0
+    report = progress or (lambda step, event: None)
+    n = session.begin_iteration()
+    timings = {}
+
+    started = time.perf_counter()
+    result, n_train = _train(session, n, options, lambda e: report("train", e), cancel)
+    timings["train_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    summary = score_pool(
+        result.model, config.pool_path, session.iteration_file(n, "scores"), config.class_names,
+        ScoreConfig(**{**options.score.__dict__, "mc_samples": mc_samples, "seed": config.seed}),
+        progress=lambda done, total: report("score", (done, total)), cancel=cancel)
+    timings["score_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    report("query", None)
+    rng = np.random.default_rng([config.seed, n])
+    excluded = labelled_rows(session)
+    query = _choose(summary.path, strategy, options.query_size or config.query_size,
+                    excluded, rng)
+    estimate = _estimate_sample(summary.path, options.estimate_size or config.estimate_size,
+                                config.interesting_indices, np.union1d(excluded, query), rng)
+    metrics = _record(session, n, query, estimate, summary, result, n_train, strategy, timings,
+                      started)
+    session.mark_done(n)
+    return IterationResult(n, session.read_batch(n, "query"), session.read_batch(n, "estimate"),
+                           metrics)
+
+
+def _record(session, n, query, estimate, summary, result, n_train, strategy, timings, started):
+    with session.pool() as pool:
+        query_ids = read_rows(pool, "id", query).tolist() if len(query) else []
+        estimate_ids = read_rows(pool, "id", estimate).tolist() if len(estimate) else []
+    with ScoresReader(summary.path) as scores:
+        predicted = scores.rows("predicted", estimate) if len(estimate) else np.empty(0)
+    session.write_batch(n, "query", query_ids)
+    session.write_batch(n, "estimate", estimate_ids)
+    timings["query_s"] = time.perf_counter() - started
+    metrics = {
+        "strategy": strategy,
+        "n_train": n_train,
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        "val_accuracy": result.history[result.best_epoch - 1].val_accuracy
+        if result.history else None,
+        "predicted_counts": summary.class_counts,
+        "n_scored": summary.n_scored,
+        "scoring_precision": summary.precision,
+        "spectra_per_second": summary.spectra_per_second,
+        "estimate_predicted": dict(zip(estimate_ids, map(int, predicted))),
+        **timings,
+    }
+    session.write_metrics(n, metrics)
+    return metrics
+
+
+def precision_curve(session: Session) -> list[dict]:
+    """The learning curve: per completed iteration, the precision estimated
+    from its labelled estimate sample, per interesting class and overall,
+    each as a dict ``precision``, ``low``, ``high`` (95 % Wilson interval)
+    and ``n`` (spectra predicted as the class); precision is None when n = 0.
+
+    The overall figure is the paper's: the fraction of the sample whose
+    predicted class is the label given.
+    """
+    curve = []
+    names = session.config.class_names
+    for n in range(1, session.iteration + 1):
+        predicted = session.read_metrics(n).get("estimate_predicted", {})
+        labels = session.estimate_labels(n)
+        ids = [i for i in predicted if i in labels]
+        p = [predicted[i] for i in ids]
+        y = [labels[i] for i in ids]
+        point = {"iteration": n, "labelled": len(ids), "sample": len(predicted)}
+        for c in session.config.interesting_indices:
+            point[names[c]] = _interval(precision_estimate(p, y, c))
+        point["overall"] = _interval(precision_estimate(p, y, session.config.interesting_indices))
+        curve.append(point)
+    return curve
+
+
+def _interval(estimate) -> dict:
+    precision, low, high, n = estimate
+    return {"precision": None if n == 0 else precision, "low": low, "high": high, "n": n}
