@@ -91,9 +91,7 @@ def _cmd_synth(args) -> int:
         )
     finally:
         bar.close()
-    print(f"wrote {report.n_files} files to {args.outdir} in {report.seconds:.1f} s "
-          f"({report.files_per_second:.0f} files/s); classes: {report.class_counts}; "
-          f"corrupt: {report.n_corrupt}")
+    print(report.summary())
     return 0
 
 
