@@ -166,3 +166,34 @@ def test_existing_pool_needs_overwrite(real_data, tmp_path):
     with pytest.raises(PoolExistsError):
         ingest([real_data / "ondrejov"], out, workers=1)
     assert ingest([real_data / "ondrejov"], out, workers=1, overwrite=True).n_spectra == 15
+
+
+def test_kill_9_during_ingest_then_resume(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from vo_al.synth import generate_survey
+
+    generate_survey(tmp_path / "survey", n_lamost=400, seed=5, corrupt=2, workers=1)
+    inputs = str(tmp_path / "survey" / "lamost")
+    out = tmp_path / "pool.h5"
+    parts = tmp_path / "pool.h5.parts"
+    command = [sys.executable, "-m", "vo_al.cli", "ingest", inputs, "--out", str(out),
+               "--workers", "1", "--shard-rows", "16"]
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while len(list(parts.glob("shard-*.npz"))) < 3 and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists() and len(list(parts.glob("shard-*.npz"))) >= 3
+    resumed = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert "resumed after" in resumed
+    clean = ingest([inputs], tmp_path / "clean.h5", workers=1)
+    with PoolReader(out) as a, PoolReader(tmp_path / "clean.h5") as b:
+        assert list(a.read("id")) == list(b.read("id"))
+        np.testing.assert_array_equal(a.read("spectra"), b.read("spectra"))
+    assert len(_rejected(out)) == len(_rejected(tmp_path / "clean.h5")) == clean.n_rejected + \
+        clean.n_unusable

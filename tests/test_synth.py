@@ -296,10 +296,20 @@ def test_header_cards_round_trip_through_astropy(value):
     assert card.comment == "a comment"
 
 
+READER_OF_LAYOUT = {
+    "lamost-dr1-image": "lamost-image", "lamost-dr2-image": "lamost-image",
+    "lamost-dr7-image": "lamost-image", "lamost-dr9-table": "lamost-table",
+    "ondrejov-iraf-image": "ccd700-iraf", "ondrejov-ssap-table": "ccd700-sdm",
+}
+
+
 def test_round_trip_through_readers(survey, rows):
     root = survey[0]
+    seen = set()
     for row in _good(rows):
         spectrum = read_spectrum(root / row["file"])
+        assert spectrum.format == READER_OF_LAYOUT[row["layout"]]
+        seen.add(spectrum.format)
         assert spectrum.id == row["id"]
         assert spectrum.medium == row["medium"]
         assert spectrum.n_pixels == int(row["n_pixels"])
@@ -308,6 +318,7 @@ def test_round_trip_through_readers(survey, rows):
         # IRAF headers give RA to 0.1 s of time (0.0004°)
         assert spectrum.ra == pytest.approx(float(row["ra"]), abs=5e-4)
         assert spectrum.dec == pytest.approx(float(row["dec"]), abs=1e-4)
+    assert seen == set(READER_OF_LAYOUT.values())
 
 
 def test_corrupt_files_are_refused_or_unusable(survey, rows):
