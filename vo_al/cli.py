@@ -518,9 +518,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_CNN_COMMANDS = {"iterate", "simulate", "demo"}
+
+
 def main(argv=None) -> int:
     """Entry point of the ``vo-al`` console script."""
     args = build_parser().parse_args(argv)
+    if args.command in _CNN_COMMANDS:
+        from .runtime import tune_allocator
+
+        tune_allocator()  # before torch's first large buffers: ~1.8x CPU throughput
     return args.func(args)
 
 

@@ -95,6 +95,25 @@ def _thinned_weight(
     return layer.weight * keep / (1.0 - p)
 
 
+def _dropped_input_layer(
+    features: torch.Tensor, layer: nn.Linear, T: int, p: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """``T`` dropout samples of ``relu(layer(dropout(features)))``, shape (T, n, out).
+
+    The same masks as :func:`_thinned_weight` (same random draws), but each
+    sample multiplies only the kept ≈(1-p) share of the input columns: with
+    p = 0.5 that halves the head's cost, which is most of MC dropout's.
+    """
+    keep = torch.rand((T, layer.in_features), generator=generator) >= p
+    weight = layer.weight / (1.0 - p)
+    samples = []
+    for mask in keep:
+        columns = mask.nonzero().squeeze(1).to(features.device)
+        samples.append(torch.relu(features[:, columns] @ weight[:, columns].T + layer.bias))
+    return torch.stack(samples)
+
+
 class SpectrumCNN(nn.Module):
     """The paper's CNN with a deterministic trunk and a dropout head.
 
@@ -242,11 +261,9 @@ class SpectrumCNN(nn.Module):
         if T < 1:
             raise ValueError(f"T must be at least 1, got {T}")
         p = self.hparams["dropout"]
-        hidden, out = self.head.hidden, self.head.out
-        w_hidden = _thinned_weight(hidden, T, p, generator)
-        w_out = _thinned_weight(out, T, p, generator)
-        h = torch.relu(torch.matmul(features, w_hidden.transpose(1, 2)) + hidden.bias)
-        logits = torch.matmul(h, w_out.transpose(1, 2)) + out.bias
+        h = _dropped_input_layer(features, self.head.hidden, T, p, generator)
+        w_out = _thinned_weight(self.head.out, T, p, generator)
+        logits = torch.matmul(h, w_out.transpose(1, 2)) + self.head.out.bias
         return torch.softmax(logits, dim=-1)
 
     def mc_predict(
