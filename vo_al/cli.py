@@ -140,7 +140,9 @@ def _print_ingest_report(report, rejected_csv):
 
 
 def _cmd_demo(args) -> int:
-    """Generate a demo survey, ingest it, and summarise the pool."""
+    """Generate a demo survey, ingest it, and run a few simulated iterations."""
+    import shutil
+
     from .pool import PoolReader
 
     out = Path(args.dir)
@@ -148,7 +150,7 @@ def _cmd_demo(args) -> int:
     if not (survey / "truth.csv").exists():
         status = _cmd_synth(argparse.Namespace(
             outdir=survey, lamost=args.lamost, ondrejov=args.ondrejov, seed=args.seed,
-            emission_fraction=0.003, corrupt=3, workers=args.workers))
+            emission_fraction=args.emission_fraction, corrupt=3, workers=args.workers))
         if status:
             return status
     for name, inputs, labels in (("train.h5", [survey / "ondrejov"], survey / "truth.csv"),
@@ -160,9 +162,22 @@ def _cmd_demo(args) -> int:
         if status:
             return status
     with PoolReader(out / "pool.h5") as pool:
-        print(f"demo pool ready: {len(pool)} spectra of {pool.length} points in {out / 'pool.h5'}; "
-              f"training set in {out / 'train.h5'}")
-    return 0
+        print(f"demo pool ready: {len(pool)} spectra of {pool.length} points in "
+              f"{out / 'pool.h5'}; training set in {out / 'train.h5'}")
+    if args.iterations == 0:
+        return 0
+    session = out / "session"
+    shutil.rmtree(session, ignore_errors=True)
+    _cmd_init(argparse.Namespace(session=session, train=out / "train.h5", pool=out / "pool.h5",
+                                 seed=args.seed, strategy="entropy", query_size=50,
+                                 estimate_size=30, classes=None))
+    print(f"simulated loop: every query answered from {survey / 'truth.csv'}")
+    return _cmd_simulate(argparse.Namespace(
+        session=session, truth=survey / "truth.csv", iterations=args.iterations, json=False,
+        strategy=None, query_size=None, estimate_size=None, warm_start=args.iterations > 1,
+        head_only=False, max_epochs=args.max_epochs, patience=3, mc_samples=None,
+        precision="auto",
+        batch_size=1024))
 
 
 # ---------------------------------------------------------------- session
@@ -194,7 +209,7 @@ def _iteration_options(args):
     mode = "head" if args.head_only else "warm" if args.warm_start else "scratch"
     return IterationOptions(
         strategy=args.strategy, query_size=args.query_size, estimate_size=args.estimate_size,
-        mode=mode, max_epochs=args.max_epochs, mc_samples=args.mc_samples,
+        mode=mode, max_epochs=args.max_epochs, patience=args.patience, mc_samples=args.mc_samples,
         score=ScoreConfig(precision=args.precision, batch_size=args.batch_size))
 
 
@@ -396,6 +411,8 @@ def _add_iteration_options(p):
     p.add_argument("--warm-start", action="store_true", help="start from the last weights")
     p.add_argument("--head-only", action="store_true", help="fine-tune only the dense head")
     p.add_argument("--max-epochs", type=int, default=50)
+    p.add_argument("--patience", type=int, default=10,
+                   help="epochs without a better validation loss before stopping")
     p.add_argument("--mc-samples", type=int, help="MC-dropout samples (default 20 for bald)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     p.add_argument("--batch-size", type=int, default=1024)
@@ -507,10 +524,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files per shard: the most a kill can lose")
     p.set_defaults(func=_cmd_ingest)
 
-    p = commands.add_parser("demo", help="generate a demo survey, ingest it, summarise")
+    p = commands.add_parser(
+        "demo", help="generate a demo survey, ingest it, run a few simulated iterations")
     p.add_argument("--dir", default="vo-al-demo")
-    p.add_argument("--lamost", type=int, default=3000)
-    p.add_argument("--ondrejov", type=int, default=600)
+    p.add_argument("--lamost", type=int, default=5000)
+    p.add_argument("--ondrejov", type=int, default=1000)
+    p.add_argument("--emission-fraction", type=float, default=0.01,
+                   help="higher than the real 0.003 so a small demo has something to find")
+    p.add_argument("--iterations", type=int, default=3, help="simulated iterations (0: none)")
+    p.add_argument("--max-epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=_cmd_demo)

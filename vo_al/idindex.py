@@ -10,14 +10,13 @@ rebuilt when the pool changes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .pool import PoolReader
+from .pool import PoolReader, hash_ids
 
 __all__ = ["IdIndex", "hash_ids", "read_rows"]
 
@@ -25,12 +24,6 @@ _CACHE_VERSION = 1
 
 #: Rows closer than this are read in one slice when reading scattered rows.
 _READ_GAP = 256
-
-
-def hash_ids(ids) -> np.ndarray:
-    """64-bit BLAKE2b hashes of ids (UTF-8), as uint64."""
-    digests = b"".join(hashlib.blake2b(str(i).encode(), digest_size=8).digest() for i in ids)
-    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 def read_rows(pool: PoolReader, column: str, rows) -> np.ndarray:

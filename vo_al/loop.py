@@ -42,6 +42,8 @@ class IterationOptions:
         Retrain from scratch (the paper), start from the previous
         iteration's weights, or fine-tune only the dense head.
     max_epochs : int
+    patience : int
+        Epochs without a better validation loss before training stops.
     mc_samples : int, optional
         MC-dropout samples for scoring; default 20 for BALD, else 0.
     score : ScoreConfig
@@ -54,6 +56,7 @@ class IterationOptions:
     estimate_size: int | None = None
     mode: str = "scratch"
     max_epochs: int = 50
+    patience: int = 10
     mc_samples: int | None = None
     score: ScoreConfig = ScoreConfig()
 
@@ -95,13 +98,12 @@ def labelled_rows(session: Session) -> np.ndarray:
 
 def _train(session, n, options, progress, cancel):
     x, y = training_set(session)
-    config = TrainConfig(seed=session.config.seed + n, mode=options.mode,
-                         max_epochs=options.max_epochs)
+    warm = options.mode != "scratch" and n > 1  # the first iteration has nothing to start from
+    config = TrainConfig(seed=session.config.seed + n, mode=options.mode if warm else "scratch",
+                         max_epochs=options.max_epochs, patience=options.patience)
     init_state = None
-    if options.mode != "scratch" and n > 1:
+    if warm:
         init_state = load_checkpoint(session.iteration_file(n - 1, "checkpoint")).model.state_dict()
-    elif options.mode != "scratch":
-        config = TrainConfig(seed=config.seed, max_epochs=config.max_epochs)
     result = train(x, y, session.config.class_names, config, progress=progress, cancel=cancel,
                    init_state=init_state)
     save_checkpoint(session.iteration_file(n, "checkpoint"), result.model,

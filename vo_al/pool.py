@@ -49,6 +49,7 @@ __all__ = [
     "ingest",
     "rejected_csv_path",
     "PoolReader",
+    "hash_ids",
 ]
 
 POOL_FORMAT_VERSION = 1
@@ -206,23 +207,21 @@ def _skip_done(parts: Path, paths: Iterator[str]) -> int:
 # Stage 2: consolidation
 
 
+def hash_ids(ids) -> np.ndarray:
+    """64-bit BLAKE2b hashes of ids (UTF-8), as uint64."""
+    digests = b"".join(hashlib.blake2b(str(i).encode(), digest_size=8).digest() for i in ids)
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+
+
 class _IdIndex:
     """Sorted 64-bit hashes of the ids written so far, to refuse duplicates."""
 
     def __init__(self):
         self._hashes = np.empty(0, dtype=np.uint64)
 
-    @staticmethod
-    def _hash(ids) -> np.ndarray:
-        return np.array(
-            [int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little")
-             for i in ids],
-            dtype=np.uint64,
-        )
-
     def add_new(self, ids) -> np.ndarray:
         """Record ``ids``; return a mask of those not seen before (first wins)."""
-        hashes = self._hash(ids)
+        hashes = hash_ids(ids)
         _, first = np.unique(hashes, return_index=True)
         fresh = np.zeros(len(ids), dtype=bool)
         fresh[first] = True
