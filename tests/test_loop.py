@@ -180,3 +180,17 @@ def test_kill_9_while_training_keeps_labels_and_previous_iteration(session, tmp_
         assert [(e.seq, e.spectrum_id, e.label) for e in reopened.log.entries()] == before
         result = run_iteration(reopened, FAST)
         assert result.iteration == 1 and reopened.iteration == 1
+
+
+@pytest.mark.parametrize("options", [
+    IterationOptions(max_epochs=1, query_size=3, estimate_size=2, diversity="coreset"),
+    IterationOptions(max_epochs=1, query_size=3, estimate_size=2, diversity="kmeans++"),
+    IterationOptions(max_epochs=1, query_size=3, estimate_size=2, strategy="bald"),
+    IterationOptions(max_epochs=1, query_size=3, estimate_size=2, strategy="random"),
+], ids=["coreset", "kmeans++", "bald", "random"])
+def test_other_strategies_choose_fresh_distinct_spectra(session, options):
+    session.label("359910161", "other", source="cli")
+    result = run_iteration(session, options)
+    assert len(set(result.query)) == 3 and "359910161" not in result.query
+    with ScoresReader(session.iteration_file(1, "scores")) as scores:
+        assert scores.has_bald == (options.strategy == "bald")

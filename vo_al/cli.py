@@ -175,7 +175,7 @@ def _cmd_demo(args) -> int:
     return _cmd_simulate(argparse.Namespace(
         session=session, truth=survey / "truth.csv", iterations=args.iterations, json=False,
         strategy=None, query_size=None, estimate_size=None, warm_start=args.iterations > 1,
-        head_only=False, max_epochs=args.max_epochs, patience=3, mc_samples=None,
+        head_only=False, max_epochs=args.max_epochs, patience=3, diversity=None, mc_samples=None,
         precision="auto",
         batch_size=1024))
 
@@ -209,7 +209,8 @@ def _iteration_options(args):
     mode = "head" if args.head_only else "warm" if args.warm_start else "scratch"
     return IterationOptions(
         strategy=args.strategy, query_size=args.query_size, estimate_size=args.estimate_size,
-        mode=mode, max_epochs=args.max_epochs, patience=args.patience, mc_samples=args.mc_samples,
+        mode=mode, max_epochs=args.max_epochs, patience=args.patience,
+        diversity=args.diversity, mc_samples=args.mc_samples,
         score=ScoreConfig(precision=args.precision, batch_size=args.batch_size))
 
 
@@ -413,6 +414,8 @@ def _add_iteration_options(p):
     p.add_argument("--max-epochs", type=int, default=50)
     p.add_argument("--patience", type=int, default=10,
                    help="epochs without a better validation loss before stopping")
+    p.add_argument("--diversity", choices=("kmeans++", "coreset"),
+                   help="spread the batch out in the network's feature space")
     p.add_argument("--mc-samples", type=int, help="MC-dropout samples (default 20 for bald)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     p.add_argument("--batch-size", type=int, default=1024)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import torch
 
 from .idindex import read_rows
 from .pool import PoolReader
 from .scoring import ScoreConfig, ScoresReader, score_pool
 from .session import Session, precision_estimate
-from .strategies import TopK, utilities
+from .strategies import TopK, select_diverse, utilities
 from .train import TrainConfig, load_checkpoint, save_checkpoint, train
 
 __all__ = ["IterationOptions", "IterationResult", "run_iteration", "training_set",
@@ -44,6 +45,11 @@ class IterationOptions:
     max_epochs : int
     patience : int
         Epochs without a better validation loss before training stops.
+    diversity : {None, 'kmeans++', 'coreset'}
+        Spread the query batch out in the network's penultimate feature
+        space: the ``10 × query_size`` most useful spectra are candidates,
+        of which ``query_size`` are picked by k-means++ seeding or greedy
+        core-set (:func:`vo_al.strategies.select_diverse`).
     mc_samples : int, optional
         MC-dropout samples for scoring; default 20 for BALD, else 0.
     score : ScoreConfig
@@ -57,6 +63,7 @@ class IterationOptions:
     mode: str = "scratch"
     max_epochs: int = 50
     patience: int = 10
+    diversity: str | None = None
     mc_samples: int | None = None
     score: ScoreConfig = ScoreConfig()
 
@@ -103,7 +110,9 @@ def _train(session, n, options, progress, cancel):
                          max_epochs=options.max_epochs, patience=options.patience)
     init_state = None
     if warm:
-        init_state = load_checkpoint(session.iteration_file(n - 1, "checkpoint")).model.state_dict()
+        previous = load_checkpoint(session.iteration_file(n - 1, "checkpoint"),
+                                   expected_preprocess_attrs=session.config.preprocess)
+        init_state = previous.model.state_dict()
     result = train(x, y, session.config.class_names, config, progress=progress, cancel=cancel,
                    init_state=init_state)
     save_checkpoint(session.iteration_file(n, "checkpoint"), result.model,
@@ -132,7 +141,20 @@ def _choose(scores_path, strategy, k, excluded, rng):
                 utility = np.where(np.isnan(chunk["probs"][:, 0]), np.nan, rng.random(n))
             rows = np.arange(start, start + n)
             top.update(utility, np.isin(rows, excluded, assume_unique=True))
-    return top.indices()
+    return top.indices(), top.utilities()
+
+
+_CANDIDATE_FACTOR = 10
+
+
+def _diverse(session, model, rows, utility, k, method, rng):
+    """``k`` of the candidate ``rows`` spread out in the model's feature space."""
+    with session.pool() as pool:
+        spectra = read_rows(pool, "spectra", rows)
+    with torch.inference_mode():
+        features = model.eval().features(torch.from_numpy(spectra)).numpy()
+    return rows[select_diverse(utility, features, k, method=method, rng=rng,
+                               candidate_factor=_CANDIDATE_FACTOR)]
 
 
 def _estimate_sample(scores_path, k, interesting, excluded, rng):
@@ -192,8 +214,11 @@ def run_iteration(session: Session, options: IterationOptions = IterationOptions
     report("query", None)
     rng = np.random.default_rng([config.seed, n])
     excluded = labelled_rows(session)
-    query = _choose(summary.path, strategy, options.query_size or config.query_size,
-                    excluded, rng)
+    k = options.query_size or config.query_size
+    factor = _CANDIDATE_FACTOR if options.diversity else 1
+    query, utility = _choose(summary.path, strategy, k * factor, excluded, rng)
+    if options.diversity:
+        query = _diverse(session, result.model, query, utility, k, options.diversity, rng)
     estimate = _estimate_sample(summary.path, options.estimate_size or config.estimate_size,
                                 config.interesting_indices, np.union1d(excluded, query), rng)
     metrics = _record(session, n, query, estimate, summary, result, n_train, strategy, timings,
