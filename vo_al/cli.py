@@ -172,12 +172,15 @@ def _cmd_demo(args) -> int:
                                  seed=args.seed, strategy="entropy", query_size=50,
                                  estimate_size=30, classes=None))
     print(f"simulated loop: every query answered from {survey / 'truth.csv'}")
-    return _cmd_simulate(argparse.Namespace(
+    status = _cmd_simulate(argparse.Namespace(
         session=session, truth=survey / "truth.csv", iterations=args.iterations, json=False,
         strategy=None, query_size=None, estimate_size=None, warm_start=args.iterations > 1,
         head_only=False, max_epochs=args.max_epochs, patience=3, diversity=None, mc_samples=None,
-        precision="auto",
-        batch_size=1024))
+        precision="auto", batch_size=1024))
+    if status or args.no_gui or not os.environ.get("DISPLAY"):
+        print(f"open it in the desktop app with: vo-al gui {session}")
+        return status
+    return _cmd_gui(argparse.Namespace(session=session, screenshot=None))
 
 
 # ---------------------------------------------------------------- session
@@ -404,6 +407,23 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
+def _cmd_samp(args) -> int:
+    from .samp.headless import run
+
+    return run(args.session, broadcast=args.broadcast, arm=args.arm, own_hub=args.own_hub,
+               id_column=args.id_column, label_column=args.label_column)
+
+
+def _cmd_gui(args) -> int:
+    try:
+        from gui.app import main as gui_main
+    except ImportError as exc:  # PyQt5 or pyqtgraph missing
+        print(f"vo-al gui: the desktop app needs PyQt5 and pyqtgraph "
+              f"(pip install 'vo-al[gui]'): {exc}", file=sys.stderr)
+        return 2
+    return gui_main(args.session, screenshot=args.screenshot)
+
+
 def _add_iteration_options(p):
     p.add_argument("--strategy", choices=("entropy", "least_confidence", "margin", "bald",
                                           "random"))
@@ -487,6 +507,20 @@ def _add_session_commands(commands):
     _add_iteration_options(p)
     p.set_defaults(func=_cmd_simulate)
 
+    p = commands.add_parser("samp", help="run the SAMP bridge without a GUI")
+    p.add_argument("session", type=Path)
+    p.add_argument("--broadcast", action="store_true", help="send the candidate table to all")
+    p.add_argument("--arm", metavar="CLASS", help="label incoming selections as CLASS")
+    p.add_argument("--own-hub", action="store_true", help="start a hub if none is running")
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--label-column", default="label")
+    p.set_defaults(func=_cmd_samp)
+
+    p = commands.add_parser("gui", help="the desktop app")
+    p.add_argument("session", type=Path, nargs="?")
+    p.add_argument("--screenshot", type=Path, help="render the window to this PNG and exit")
+    p.set_defaults(func=_cmd_gui)
+
 
 # ---------------------------------------------------------------- parser
 
@@ -536,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="higher than the real 0.003 so a small demo has something to find")
     p.add_argument("--iterations", type=int, default=3, help="simulated iterations (0: none)")
     p.add_argument("--max-epochs", type=int, default=15)
+    p.add_argument("--no-gui", action="store_true",
+                   help="do not open the desktop app at the end (it opens when DISPLAY is set)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=_cmd_demo)
@@ -543,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_CNN_COMMANDS = {"iterate", "simulate", "demo"}
+_CNN_COMMANDS = {"iterate", "simulate", "demo", "gui", "samp"}
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,62 @@
+"""The command line on real and synthetic files: inspect, synth, ingest, demo."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+
+from vo_al.cli import main
+
+INSPECT_KEYS = {"format", "id", "designation", "ra", "dec", "n_pixels", "wavelength_min",
+                "wavelength_max", "medium", "resolving_power"}
+
+
+def test_inspect_json_on_real_files(real_data, capsys):
+    assert main(["inspect", "--json", str(real_data / "lamost/spec-57287-KP193637N444141V03_sp10-161.fits.gz")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert INSPECT_KEYS <= set(summary)
+    assert summary["format"] == "lamost-image" and summary["id"] == "359910161"
+    assert summary["medium"] == "vacuum" and summary["n_pixels"] == 3909
+    assert summary["designation"] == "LAMOST J192814.09+435530.8"
+    assert abs(summary["wavelength_min"] - 3699.99) < 0.01
+    assert main(["inspect", "--json", str(real_data / "ondrejov/oe270005.fits"),
+                 str(real_data / "ondrejov/vl070030.fits")]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert [s["format"] for s in both] == ["ccd700-iraf", "ccd700-sdm"]
+    assert all(s["medium"] == "air" and s["resolving_power"] == 13000 for s in both)
+
+
+def test_inspect_text_and_unsupported_file(real_data, capsys):
+    assert main(["inspect", str(real_data / "lamost/bt-cmi-lamost.fits")]) == 0
+    out = capsys.readouterr().out
+    assert "lamost-image" in out and "spec-56342-GAC121N02V2_sp14-101" in out
+    assert main(["inspect", str(real_data / "other/TRES.fits")]) == 2
+    err = capsys.readouterr().err
+    assert "TRES.fits" in err and "no reader recognises" in err
+
+
+def test_synth_then_ingest_with_labels_and_corrupt_files(tmp_path, capsys):
+    survey = tmp_path / "survey"
+    assert main(["synth", str(survey), "--lamost", "60", "--ondrejov", "20", "--corrupt", "3",
+                 "--emission-fraction", "0.1", "--workers", "1"]) == 0
+    assert (survey / "truth.csv").is_file()
+    assert main(["ingest", str(survey / "lamost"), "--out", str(tmp_path / "pool.h5"),
+                 "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "rejected files 3" in out or "kept with quality > 0" in out
+    assert main(["ingest", str(survey / "ondrejov"), "--labels", str(survey / "truth.csv"),
+                 "--out", str(tmp_path / "train.h5"), "--workers", "1"]) == 0
+    with h5py.File(tmp_path / "train.h5") as h5:
+        assert (h5["label"][:] >= 0).all() and len(h5["label"]) == 20
+    assert main(["ingest", str(survey / "ondrejov"), "--out", str(tmp_path / "train.h5")]) == 2
+
+
+def test_demo_runs_end_to_end_without_a_display(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--lamost", "300", "--ondrejov", "150",
+                 "--iterations", "1", "--max-epochs", "2", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "demo pool ready: 300 spectra" in out
+    assert "iteration  1: estimated error" in out
+    assert "vo-al gui" in out
