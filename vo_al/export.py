@@ -18,7 +18,7 @@ from .scoring import ScoresReader
 from .session import Session
 from .strategies import entropy
 
-__all__ = ["candidate_table", "write_table", "FORMATS"]
+__all__ = ["candidate_table", "rows_table", "write_table", "FORMATS"]
 
 FORMATS = {".vot": "votable", ".xml": "votable", ".fits": "fits", ".csv": "ascii.csv"}
 _UCDS = {
@@ -60,19 +60,40 @@ def candidate_table(session: Session, iteration: int | None = None) -> Table:
     n = iteration or session.iteration
     if n < 1:
         raise ValueError("the session has no completed iteration: run `vo-al iterate` first")
-    scores_path = session.iteration_file(n, "scores")
-    rows = _candidate_rows(session, scores_path)
-    table = _pool_columns(session, rows)
-    _add_scores(table, session, scores_path, rows)
-    _add_labels(table, session)
+    table = rows_table(session, n, _candidate_rows(session, session.iteration_file(n, "scores")))
     table["iteration"] = np.full(len(table), n, dtype=np.int32)
-    for name, ucd in _UCDS.items():
-        if name in table.colnames:
-            table[name].meta["ucd"] = ucd
     table.meta["description"] = f"vo-al candidates, iteration {n}"
     interesting = 1.0 - table[f"p_{session.config.class_names[0]}"]
     table.add_column(interesting, name="p_interesting", index=5)
     table.sort("p_interesting", reverse=True)
+    return table
+
+
+def rows_table(session: Session, n: int, rows) -> Table:
+    """Pool rows with iteration ``n``'s scores and the answers in force.
+
+    Parameters
+    ----------
+    session : Session
+    n : int
+        A completed iteration.
+    rows : array of int64
+        Pool rows, in the order wanted.
+
+    Returns
+    -------
+    astropy.table.Table
+        Columns ``id``, ``designation``, ``ra``, ``dec``, ``source``,
+        ``predicted``, ``p_<class>``, ``entropy`` (``bald`` with MC dropout),
+        ``label``, ``label_source``, ``label_sender``, ``label_time``, with
+        UCDs on the identifying, position and class columns.
+    """
+    table = _pool_columns(session, rows)
+    _add_scores(table, session, session.iteration_file(n, "scores"), rows)
+    _add_labels(table, session)
+    for name, ucd in _UCDS.items():
+        if name in table.colnames:
+            table[name].meta["ucd"] = ucd
     return table
 
 

@@ -1,0 +1,161 @@
+"""Helpers shared by the SAMP tests (imported by the other ``test_samp_*``
+modules), and checks of the helpers themselves.
+
+Tests that need JSAMP, TOPCAT, Xvfb or STILTS call :func:`require`: with the
+environment variable ``CI`` set a missing tool is a failure, otherwise the
+test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from pyvo.samp import SAMPIntegratedClient
+from pyvo.samp import conf as samp_conf
+
+from vo_al.labelfile import read_label_csv
+from vo_al.loop import IterationOptions, run_iteration
+from vo_al.pool import ingest
+from vo_al.samp.headless import Runner
+from vo_al.samp.hub import LOOPBACK
+from vo_al.samp.peers import TOOLS, PeerEnvironment, missing_tools, wait_for
+from vo_al.session import Session
+
+APT = "apt-get install jsamp topcat stilts xvfb"
+
+
+def require(*tools: str):
+    """Skip (or, with ``CI`` set, fail) unless every tool is installed."""
+    missing = missing_tools(*tools)
+    if not missing:
+        return
+    text = f"needs {', '.join(TOOLS[m] for m in missing)} on the PATH (Debian: {APT})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{text}; CI is set, so the SAMP peer tests must run", pytrace=False)
+    pytest.skip(text)
+
+
+def build_session(real_data: Path, manifest: list[dict], folder: Path) -> Path:
+    """A session on the real files with one completed iteration.
+
+    Training set: the Ondřejov spectra labelled from MANIFEST.tsv; pool: the
+    LAMOST spectra. Returns the session directory.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = folder / "labels.csv"
+    with open(labels, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "label"])
+        for row in manifest:
+            if row["file"].startswith("ondrejov/"):
+                writer.writerow([real_data / row["file"], row["halpha_profile"]])
+    ingest([real_data / "ondrejov"], folder / "train.h5", labels=read_label_csv(labels),
+           workers=1)
+    ingest([real_data / "lamost"], folder / "pool.h5", workers=1)
+    directory = folder / "session"
+    with Session.create(directory, folder / "train.h5", folder / "pool.h5", query_size=5,
+                        estimate_size=3) as session:
+        run_iteration(session, IterationOptions(max_epochs=1, query_size=5, estimate_size=3))
+    return directory
+
+
+@contextmanager
+def peer_environment(folder: Path):
+    """A :class:`PeerEnvironment` whose ``HOME`` and ``SAMP_HUB`` this process uses too."""
+    peers = PeerEnvironment(folder)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(peers.home))
+        patch.setenv("SAMP_HUB", peers.samp_hub)
+        yield peers
+
+
+class Sender:
+    """An independent SAMP client (``pyvo``'s integrated client) that sends
+    calls and times the replies.
+
+    Parameters
+    ----------
+    name : str
+        Its ``samp.name``.
+    """
+
+    def __init__(self, name: str = "tester"):
+        with samp_conf.set_temp("use_internet", False):
+            self.client = SAMPIntegratedClient(name=name, addr=LOOPBACK)
+            self.client.connect()
+
+    def close(self):
+        """Unregister (a hub that is gone already needs nothing)."""
+        try:
+            self.client.disconnect()
+        except OSError:
+            pass  # the hub is gone; disconnect() stopped the client before raising
+
+    def id_of(self, name: str, timeout: float = 30.0) -> str:
+        """The id of the client called ``name``, once it is registered."""
+        def find():
+            for client_id in self.client.get_registered_clients():
+                if self.client.get_metadata(client_id).get("samp.name") == name:
+                    return client_id
+            return None
+
+        return wait_for(find, timeout, f"a SAMP client named {name}", interval=0.1)
+
+    def call(self, recipient: str, mtype: str, params: dict, timeout: int = 20):
+        """``callAndWait``; returns the response and the seconds it took."""
+        started = time.perf_counter()
+        response = self.client.call_and_wait(
+            recipient, {"samp.mtype": mtype, "samp.params": params}, str(timeout))
+        return response, time.perf_counter() - started
+
+
+@contextmanager
+def running(session_dir: Path, **options):
+    """A :class:`Runner` serving ``session_dir`` on a thread; yields it and its log lines."""
+    lines: list[str] = []
+    stop = threading.Event()
+    with Session.open(session_dir) as session:
+        runner = Runner(session, log=lines.append, check_interval=0.25, **options)
+        thread = threading.Thread(target=runner.serve, args=(stop,), name="vo-al owner")
+        thread.start()
+        try:
+            yield runner, lines
+        finally:
+            stop.set()
+            thread.join(30)
+    assert not thread.is_alive(), "the runner did not stop"
+
+
+def entries(session_dir: Path) -> list:
+    """The label log, read through a connection of its own."""
+    with Session.open(session_dir) as session:
+        return session.log.entries()
+
+
+# --------------------------------------------------------------------------
+# Checks of the helpers
+
+
+def test_require_fails_in_ci_and_skips_otherwise(monkeypatch):
+    monkeypatch.setitem(TOOLS, "jsamp", "no-such-tool-for-vo-al")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        require("jsamp")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no-such-tool-for-vo-al"):
+        require("jsamp")
+
+
+def test_peer_environment_isolates_home_and_lockfile(tmp_path):
+    with peer_environment(tmp_path) as peers:
+        assert os.environ["HOME"] == str(tmp_path / "home")
+        assert os.environ["SAMP_HUB"] == f"std-lockurl:{(tmp_path / 'hub.lock').as_uri()}"
+        env = peers.env(DISPLAY=":9")
+        assert env["JAVA_TOOL_OPTIONS"] == f"-Duser.home={tmp_path / 'home'}"
+        assert env["DISPLAY"] == ":9" and not peers.hub_running()

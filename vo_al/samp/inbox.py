@@ -1,0 +1,129 @@
+"""What the bridge hands to the thread that owns the session.
+
+SAMP callbacks run on the client's server threads. They never touch the
+session: the bridge wraps what arrived in a small frozen record and passes
+it to one hook, ``dispatch(item)``, which must only queue it for the owning
+thread and return at once.
+
+- Headless: ``dispatch`` is :meth:`QueueInbox.put`; the owner loop takes
+  items with :meth:`QueueInbox.get`.
+- GUI: ``dispatch`` is a Qt signal's ``emit`` with a queued connection
+  (the core never imports Qt); the slot runs on the GUI thread.
+
+The owner then hands each :class:`Call` to
+:meth:`vo_al.samp.receiver.Receiver.process`, which validates, acts and
+replies (through the bridge, from the owner thread) — so a caller using
+``callAndWait`` always gets its answer.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["Call", "Response", "Status", "QueueInbox"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """An incoming call or notification, not yet checked.
+
+    Attributes
+    ----------
+    mtype : str
+    params : object
+        ``samp.params`` as received (any type: checking is the owner's job).
+    sender_id : str
+        The hub's public id of the sender.
+    sender_name : str
+        The sender's ``samp.name`` (its id when it declared none).
+    msg_id : str or None
+        The hub's message id to reply to; None for a notification.
+    received : float
+        ``time.monotonic()`` on arrival.
+    """
+
+    mtype: str
+    params: object
+    sender_id: str
+    sender_name: str
+    msg_id: str | None = None
+    received: float = field(default_factory=time.monotonic)
+
+    @property
+    def is_notification(self) -> bool:
+        """True when no reply is expected."""
+        return self.msg_id is None
+
+
+@dataclass(frozen=True)
+class Response:
+    """A peer's answer to a call vo-al made.
+
+    Attributes
+    ----------
+    mtype : str
+        The MType of vo-al's call.
+    responder_id, responder_name : str
+    response : dict
+        ``samp.status`` and ``samp.result`` or ``samp.error``.
+    """
+
+    mtype: str
+    responder_id: str
+    responder_name: str
+    response: dict
+
+    @property
+    def status(self) -> str:
+        """``samp.ok``, ``samp.warning`` or ``samp.error``."""
+        return str(self.response.get("samp.status", ""))
+
+    @property
+    def error_text(self) -> str:
+        """The ``samp.errortxt``, ``''`` when none."""
+        error = self.response.get("samp.error")
+        return str(error.get("samp.errortxt", "")) if isinstance(error, dict) else ""
+
+
+@dataclass(frozen=True)
+class Status:
+    """The connection changed, or clients came or went.
+
+    Attributes
+    ----------
+    connected : bool
+        Whether vo-al is registered with a hub now.
+    text : str
+        What happened, for a status bar or log.
+    """
+
+    connected: bool
+    text: str
+
+
+class QueueInbox:
+    """The headless owner's inbox: a FIFO queue.
+
+    Examples
+    --------
+    >>> inbox = QueueInbox()
+    >>> inbox.put(Status(True, "registered"))
+    >>> inbox.get(timeout=0.1).text
+    'registered'
+    """
+
+    def __init__(self):
+        self._queue: queue.Queue = queue.Queue()
+
+    def put(self, item):
+        """The ``dispatch`` hook: queue an item (any thread; never blocks)."""
+        self._queue.put(item)
+
+    def get(self, timeout: float | None = None):
+        """The next item, or None after ``timeout`` seconds without one."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
