@@ -17,7 +17,6 @@ from vo_al.preprocess import (
     air_to_vacuum,
     blur_sigma_angstrom,
     preprocess,
-    preprocess_many,
     vacuum_to_air,
 )
 from vo_al.spectra.record import Spectrum
@@ -325,13 +324,3 @@ def test_config_rejects_nonsense(bad):
 
 
 # --- many -----------------------------------------------------------------------------
-
-def test_preprocess_many():
-    wavy = ccd700_like(flux_fn=lambda w, f: f + np.sin(w / 5.0))
-    spectra = [lamost_like(), make_spectrum([1.0, 2.0], [1.0, 2.0]), wavy]
-    vectors, qualities, reasons = preprocess_many(spectra)
-    assert vectors.shape == (3, 140) and vectors.dtype == np.float32
-    assert qualities.dtype == np.uint8
-    assert list(qualities) == [Quality.OK, Quality.WINDOW_NOT_COVERED, Quality.OK]
-    assert reasons[0] == "" and reasons[1] and not vectors[1].any()
-    np.testing.assert_array_equal(vectors[0], preprocess(spectra[0]).vector)

@@ -34,7 +34,6 @@ __all__ = [
     "PreprocessConfig",
     "Preprocessed",
     "preprocess",
-    "preprocess_many",
     "air_to_vacuum",
     "vacuum_to_air",
     "blur_sigma_angstrom",
@@ -433,20 +432,3 @@ def preprocess(spectrum, config: PreprocessConfig = PreprocessConfig()) -> Prepr
     if vector is None:
         return _fail(config, Quality.FLAT_OR_ZERO)
     return Preprocessed(vector, Quality.OK, "")
-
-
-def preprocess_many(spectra, config: PreprocessConfig = PreprocessConfig()):
-    """:func:`preprocess` over an iterable of spectra.
-
-    Returns
-    -------
-    vectors : ndarray of float32, shape (n, n_points)
-    qualities : ndarray of uint8, shape (n,)
-    reasons : list of str
-    """
-    results = [preprocess(s, config) for s in spectra]
-    vectors = np.zeros((len(results), config.n_points), dtype=np.float32)
-    for row, result in zip(vectors, results):
-        row[:] = result.vector
-    qualities = np.array([r.quality for r in results], dtype=np.uint8)
-    return vectors, qualities, [r.reason for r in results]

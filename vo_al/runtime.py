@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import platform
 
 import torch
 
 __all__ = [
     "tune_allocator",
-    "set_threads",
     "resolve_device",
     "best_autocast_dtype",
     "inference_context",
@@ -64,27 +62,6 @@ def _mallopt_thresholds() -> bool:
     ok_mmap = libc.mallopt(_M_MMAP_THRESHOLD, _ONE_GIB) == 1
     ok_trim = libc.mallopt(_M_TRIM_THRESHOLD, _ONE_GIB) == 1
     return ok_mmap and ok_trim
-
-
-def set_threads(n: int | None = None) -> int:
-    """Set torch's intra-op thread count.
-
-    Parameters
-    ----------
-    n : int, optional
-        Number of threads; default: the CPUs this process may run on.
-
-    Returns
-    -------
-    int
-        The thread count now in use.
-    """
-    if n is None:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if n < 1:
-        raise ValueError(f"thread count must be at least 1, got {n}")
-    torch.set_num_threads(int(n))
-    return torch.get_num_threads()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
