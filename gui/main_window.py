@@ -1,0 +1,769 @@
+"""The main window: queue, viewer and plots around one session.
+
+Every user intent becomes one core call (``Session.label``,
+``Session.undo``, ``run_iteration`` in a :class:`~gui.workers.Job`); every
+core result comes back as a signal that updates the queue arrays, the
+viewer and the status bar. Labels are written synchronously on the GUI
+thread (a few milliseconds, committed to disk before the next spectrum
+shows); training, scoring, list building and statistics run in threads.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PyQt5 import QtCore, QtGui, QtWidgets
+
+from vo_al.export import FORMATS, candidate_table, write_table
+from vo_al.labellog import Entry
+from vo_al.session import LabelRefused, Session
+from vo_al.strategies import STRATEGIES
+
+from .dialogs import IterateOptionsDialog, PreferencesDialog
+from .errors import SAFE_LABELS, show_error
+from .plots import PlotsPanel
+from .queue import Queue, batch_queue, candidate_queue, search_queue
+from .queue_model import QueueModel
+from .queue_panel import BATCH, QueuePanel
+from .samp_panel import SampPanel
+from .settings import Preferences
+from .spectrum import marked_lines, spectrum_record
+from .stats import SessionSummary, format_precision, session_summary, uncertainty_histogram
+from .viewer import SpectrumViewer
+from .workers import Job, SpectrumLoader, iteration_task
+
+__all__ = ["MainWindow", "VIEWER_SOURCE"]
+
+#: The ``source`` of every label given in this window.
+VIEWER_SOURCE = "viewer"
+
+_SUMMARY_DELAY_MS = 300
+#: The original spectrum is asked for once the user rests this long on a
+#: spectrum: moving on quickly reads no files, and reading never competes
+#: with drawing the next spectrum.
+_ORIGINAL_DELAY_MS = 40
+_MESSAGE_MS = 10000
+_ERROR_STYLE = "color: #b52b27; font-weight: bold"
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class _JobProgress(QtWidgets.QWidget):
+    """Status-bar widget of the running iteration: step, bar, times, Cancel."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.text = QtWidgets.QLabel()
+        self.bar = QtWidgets.QProgressBar()
+        self.bar.setMaximumWidth(220)
+        self.times = QtWidgets.QLabel()
+        self.cancel = QtWidgets.QPushButton("Cancel")
+        self.cancel.setFocusPolicy(QtCore.Qt.NoFocus)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.text, self.bar, self.times, self.cancel):
+            layout.addWidget(widget)
+        self._step = ""
+        self._step_started = 0.0
+
+    def start(self, name: str):
+        """Show the widget for a new job, busy until its first report."""
+        self.text.setText(name)
+        self.bar.setRange(0, 0)
+        self.times.setText("")
+        self.cancel.setEnabled(True)
+        self._step = ""
+        self.show()
+
+    def report(self, step: str, done: int, total: int, text: str):
+        """A :attr:`Job.sigProgress` report."""
+        if step != self._step:
+            self._step, self._step_started = step, time.monotonic()
+        self.text.setText(text)
+        if total > 0:
+            self.bar.setRange(0, total)
+            self.bar.setValue(done)
+        else:
+            self.bar.setRange(0, 0)
+
+    def tick(self, elapsed: float):
+        """Show the elapsed time and, from the step's rate, its time left."""
+        left = ""
+        done, total = self.bar.value(), self.bar.maximum()
+        spent = time.monotonic() - self._step_started
+        if total > 0 and 0 < done < total and spent > 1.0:
+            left = f", this step ≤ {_clock(spent * (total - done) / done)} left"
+        self.times.setText(f"{_clock(elapsed)} elapsed{left}")
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The vo-al desktop window on one open session.
+
+    Parameters
+    ----------
+    session : Session
+        Owned by the window from now on: closed when the window closes.
+    preferences : Preferences
+    parent : QWidget, optional
+
+    Attributes
+    ----------
+    model : QueueModel
+    queue_panel : QueuePanel
+    viewer : SpectrumViewer
+    plots : PlotsPanel
+    samp : SampPanel
+    summary : SessionSummary or None
+        The latest numbers shown in the status bar.
+    """
+
+    #: an iteration finished (its number)
+    sigIterationDone = QtCore.pyqtSignal(int)
+    #: the user asks for another session (path, or '' for the dialog)
+    sigOpenSession = QtCore.pyqtSignal(str)
+
+    def __init__(self, session: Session, preferences: Preferences, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.preferences = preferences
+        self.summary: SessionSummary | None = None
+        self._pool = session.pool()
+        self._wavelength = self._pool.wavelength
+        self._preprocess = self._pool.config
+        self._jobs: dict[str, Job] = {}  # the latest job of each kind
+        self._threads: set[Job] = set()  # every job until its thread has finished
+        self._undo: list[str] = []
+        self._closed = False
+        self._list = (BATCH, "")
+        self.model = QueueModel(Queue.empty("", session.config.class_names,
+                                            session.config.skip_name))
+        self.loader = SpectrumLoader(parent=self)
+        self.loader.sigLoaded.connect(self._original_loaded)
+        self.loader.sigFailed.connect(self._original_failed)
+        self._summary_timer = QtCore.QTimer(self, singleShot=True, interval=_SUMMARY_DELAY_MS)
+        self._summary_timer.timeout.connect(self.refresh_summary)
+        self._original_timer = QtCore.QTimer(self, singleShot=True, interval=_ORIGINAL_DELAY_MS)
+        self._original_timer.timeout.connect(self._request_original)
+        self._tick_timer = QtCore.QTimer(self, interval=500)
+        self._tick_timer.timeout.connect(self._tick)
+        self._message_timer = QtCore.QTimer(self, singleShot=True)
+        self._message_timer.timeout.connect(lambda: self.message.setText(""))
+        self.setWindowTitle(f"vo-al — {session.directory}")
+        self._build_widgets()
+        self._build_actions()
+        self._build_status_bar()
+        self._restore()
+        self.refresh_all()
+        if preferences.samp_connect:
+            self.samp.start()
+
+    # ------------------------------------------------------------------ layout
+
+    def _build_widgets(self):
+        config = self.session.config
+        self.viewer = SpectrumViewer()
+        self.viewer.configure(self._preprocess, marked_lines(self._preprocess),
+                              config.class_names)
+        self.viewer.original_box.setChecked(self.preferences.show_original)
+        self.viewer.sigOriginalToggled.connect(self._original_toggled)
+        self.setCentralWidget(self.viewer)
+        self.queue_panel = QueuePanel(self.model)
+        self.queue_panel.set_lists(self.session.iteration, config.interesting)
+        self.queue_panel.sigCurrentChanged.connect(self._show)
+        self.queue_panel.sigListChosen.connect(self._list_chosen)
+        self.queue_panel.sigSearch.connect(self.search)
+        self.plots = PlotsPanel()
+        self.samp = SampPanel(self)
+        for name, title, widget, area in (
+                ("queue", "Queue", self.queue_panel, QtCore.Qt.LeftDockWidgetArea),
+                ("plots", "Plots", self.plots, QtCore.Qt.RightDockWidgetArea),
+                ("samp", "SAMP", self.samp, QtCore.Qt.BottomDockWidgetArea)):
+            dock = QtWidgets.QDockWidget(title, self)
+            dock.setObjectName(f"dock-{name}")
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+            setattr(self, f"{name}_dock", dock)
+
+    def _default_layout(self):
+        self.resizeDocks([self.queue_dock, self.plots_dock], [450, 420], QtCore.Qt.Horizontal)
+        self.resizeDocks([self.samp_dock], [170], QtCore.Qt.Vertical)
+
+    def _action(self, text, slot, shortcut=None, tip=None) -> QtWidgets.QAction:
+        action = QtWidgets.QAction(text, self)
+        if shortcut:
+            action.setShortcuts([QtGui.QKeySequence(s) for s in (
+                shortcut if isinstance(shortcut, (list, tuple)) else [shortcut])])
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work while the menus are closed
+        return action
+
+    def _build_actions(self):
+        config = self.session.config
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        file_menu.addAction(self._action("&New or open session…",
+                                         lambda: self.sigOpenSession.emit(""), "Ctrl+O"))
+        self.export_action = self._action("&Export candidates…", self.export, "Ctrl+E",
+                                          "Write the candidate table as VOTable, FITS or CSV")
+        file_menu.addAction(self.export_action)
+        file_menu.addAction(self._action("&Preferences…", self.edit_preferences))
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
+
+        label_menu = menu.addMenu("&Label")
+        self.label_actions = []
+        for k, name in enumerate(config.class_names[:9]):
+            action = self._action(f"{name}", lambda _=False, n=name: self.label_current(n),
+                                  str(k + 1), f"Label the spectrum as {name} ({k + 1})")
+            label_menu.addAction(action)
+            self.label_actions.append(action)
+        self.skip_action = self._action(f"{config.skip_name} (unsure)",
+                                        lambda: self.label_current(config.skip_name), "S",
+                                        "Record that you are unsure; never trained on (S)")
+        label_menu.addAction(self.skip_action)
+        self.undo_action = self._action("&Undo", self.undo, QtGui.QKeySequence.Undo,
+                                        "Take back your latest answer (Ctrl+Z)")
+        label_menu.addAction(self.undo_action)
+        label_menu.addSeparator()
+        label_menu.addAction(self._action("Next", lambda: self.move(1),
+                                          ["Space", "Right", "Down"]))
+        label_menu.addAction(self._action("Previous", lambda: self.move(-1), ["Left", "Up"]))
+        label_menu.addAction(self._action("Original spectrum on/off",
+                                          self.viewer.original_box.toggle, "O"))
+        label_menu.addAction(self._action("Reset view", self.viewer.reset_view, "R"))
+
+        loop_menu = menu.addMenu("L&oop")
+        self.iterate_action = self._action(
+            "&Iterate", self.iterate, "Ctrl+I",
+            "Train on every label, score the pool and choose the next batch (Ctrl+I)")
+        self.options_action = self._action("Iterate &options…", self.edit_iterate_options,
+                                           tip="Training mode, epochs, scoring precision…")
+        self.cancel_action = self._action("&Cancel iteration", self.cancel_iteration)
+        self.cancel_action.setEnabled(False)
+        self.refresh_action = self._action("&Refresh", self.refresh_all, "F5",
+                                           "Reread the session (labels from other doors)")
+        for action in (self.iterate_action, self.options_action, self.cancel_action,
+                       self.refresh_action):
+            loop_menu.addAction(action)
+        view_menu = menu.addMenu("&View")
+        for dock in (self.queue_dock, self.plots_dock, self.samp_dock):
+            view_menu.addAction(dock.toggleViewAction())
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self._action("&Keys", self.show_keys, "F1"))
+
+        self.strategy = QtWidgets.QComboBox()
+        self.strategy.setFocusPolicy(QtCore.Qt.NoFocus)
+        self.strategy.setToolTip("How the next batch is chosen")
+        self.strategy.addItem(f"session default ({config.strategy})", "")
+        for name in STRATEGIES:
+            self.strategy.addItem(name.replace("_", " "), name)
+        self.strategy.setCurrentIndex(max(0, self.strategy.findData(self.preferences.strategy)))
+        self.strategy.currentIndexChanged.connect(
+            lambda: setattr(self.preferences, "strategy", self.strategy.currentData()))
+        toolbar = self.addToolBar("Loop")
+        toolbar.setObjectName("toolbar-loop")
+        toolbar.setToolButtonStyle(QtCore.Qt.ToolButtonTextOnly)
+        toolbar.addAction(self.iterate_action)
+        font = toolbar.widgetForAction(self.iterate_action).font()
+        font.setBold(True)
+        toolbar.widgetForAction(self.iterate_action).setFont(font)
+        toolbar.addAction(self.options_action)
+        toolbar.addWidget(QtWidgets.QLabel(" strategy "))
+        toolbar.addWidget(self.strategy)
+        toolbar.addSeparator()
+        toolbar.addAction(self.export_action)
+        toolbar.addAction(self.refresh_action)
+        spacer = QtWidgets.QWidget()
+        spacer.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Preferred)
+        toolbar.addWidget(spacer)
+        toolbar.addWidget(self.samp.hub_label)
+        for widget in toolbar.findChildren(QtWidgets.QToolButton):
+            widget.setFocusPolicy(QtCore.Qt.NoFocus)
+
+    def _build_status_bar(self):
+        bar = self.statusBar()
+        self.message = QtWidgets.QLabel()
+        self.iteration_label = QtWidgets.QLabel()
+        self.labels_label = QtWidgets.QLabel()
+        self.precision_label = QtWidgets.QLabel()
+        self.progress = _JobProgress()
+        self.progress.cancel.clicked.connect(self.cancel_iteration)
+        self.progress.hide()
+        bar.addWidget(self.message, 1)
+        for widget in (self.progress, self.iteration_label, self.labels_label,
+                       self.precision_label):
+            bar.addPermanentWidget(widget)
+
+    def _restore(self):
+        geometry, state = self.preferences.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1500, 900)
+        self._layout_pending = state is None or not self.restoreState(state)
+
+    def showEvent(self, event):  # noqa: N802 (Qt API)
+        """Give the docks their default sizes the first time (no saved layout)."""
+        super().showEvent(event)
+        if self._layout_pending:
+            self._layout_pending = False
+            self._default_layout()
+
+    # ------------------------------------------------------------------ messages
+
+    def show_message(self, text: str, error: bool = False):
+        """A line in the status bar for 10 s (red for refusals and failures)."""
+        self.message.setStyleSheet(_ERROR_STYLE if error else "")
+        self.message.setText(text)
+        self.message.setToolTip(text)
+        self._message_timer.start(_MESSAGE_MS)
+
+    def show_keys(self):
+        """List the keyboard commands."""
+        classes = ", ".join(f"{k + 1} {n}" for k, n in
+                            enumerate(self.session.config.class_names[:9]))
+        QtWidgets.QMessageBox.information(
+            self, "Keys",
+            f"{classes}\nS {self.session.config.skip_name} (unsure, never trained on)\n"
+            "Ctrl+Z undo your latest answer\nSpace, →, ↓ next · ←, ↑ previous\n"
+            "O original spectrum on/off · R reset the view\n"
+            "Mouse on the plot: drag to pan, wheel to zoom, right-drag to stretch, "
+            "right-click for more\nCtrl+I iterate · F5 refresh · Ctrl+E export")
+
+    # ------------------------------------------------------------------ jobs
+
+    def start_job(self, key: str, name: str, task, done) -> Job:
+        """Run ``task`` in a :class:`~gui.workers.Job` and hand its result to
+        ``done`` on the GUI thread; failures become error dialogs.
+
+        Parameters
+        ----------
+        key : str
+            One job per key: a running job of the same key is cancelled
+            and its result ignored.
+        name : str
+            What the job does, for messages.
+        task : callable
+            ``task(progress, cancel) -> result``.
+        done : callable
+            ``done(result)``.
+
+        Returns
+        -------
+        Job or None
+            None once the window is closed.
+        """
+        if self._closed:
+            return None
+        old = self._jobs.pop(key, None)
+        if old is not None:
+            old.cancel()
+        job = Job(name, task, self)
+        self._jobs[key] = job
+        self._threads.add(job)
+        job.finished.connect(lambda: self._threads.discard(job))
+        job.sigDone.connect(lambda result: self._job_done(key, job, done, result))
+        job.sigFailed.connect(lambda message, details: self._job_failed(key, job, message,
+                                                                         details))
+        job.sigCancelled.connect(lambda: self._jobs.pop(key, None) if
+                                 self._jobs.get(key) is job else None)
+        job.finished.connect(job.deleteLater)
+        job.start()
+        return job
+
+    def _job_done(self, key, job, done, result):
+        if self._jobs.get(key) is not job:
+            return  # replaced by a newer request
+        del self._jobs[key]
+        done(result)
+
+    def _job_failed(self, key, job, message, details):
+        if self._jobs.get(key) is not job:
+            return
+        del self._jobs[key]
+        if key == "iterate":
+            self._iteration_ended()
+        show_error(self, f"vo-al: {job.name} failed", f"{message}\n\n{SAFE_LABELS}", details)
+        self.show_message(f"{job.name} failed: {message}", error=True)
+
+    def busy(self) -> bool:
+        """Whether a job or an original-spectrum read is still running."""
+        return bool(self._jobs) or self._original_timer.isActive() or self.loader.busy()
+
+    # ------------------------------------------------------------------ refreshing
+
+    def refresh_all(self):
+        """Rebuild the current list, the status bar and the plots."""
+        self.queue_panel.set_lists(self.session.iteration, self.session.config.interesting,
+                                   self._list)
+        self.load_list(*self._list)
+        self.refresh_summary()
+        self.refresh_histogram()
+
+    def load_list(self, kind: str, class_name: str = ""):
+        """Build a list in the background and show it when ready.
+
+        Parameters
+        ----------
+        kind : {'batch', 'candidates'}
+        class_name : str
+            The class of a candidate list.
+        """
+        self._list = (kind, class_name)
+        session, k = self.session, self.preferences.candidates
+
+        def task(progress, cancel):
+            if kind == BATCH:
+                return batch_queue(session)
+            return candidate_queue(session, class_name, k, cancel=cancel)
+
+        self.start_job("queue", "Building the list", task, self.show_queue)
+
+    def search(self, text: str):
+        """List the spectra matching ``text`` (ids, or parts of ids/designations)."""
+        session = self.session
+        self.start_job("queue", "Searching",
+                       lambda progress, cancel: search_queue(session, text, cancel=cancel),
+                       self._search_done)
+
+    def _search_done(self, queue: Queue):
+        self.show_queue(queue)
+        self.show_message(f"{len(queue)} spectra found" if len(queue)
+                          else "nothing found: ids must be exact, or a part of an id "
+                               "or designation", error=not len(queue))
+
+    def _list_chosen(self, kind: str, class_name: str):
+        self.load_list(kind, class_name)
+
+    def show_queue(self, queue: Queue):
+        """Show a queue, keeping the current spectrum when it is in it."""
+        previous = self.current_id()
+        self.model.reset(queue)
+        self._update_remaining()
+        self.queue_dock.setWindowTitle(f"Queue — {queue.title} ({len(queue):,})")
+        positions = queue.positions(previous) if previous else []
+        if positions:
+            row = self.model.view_row(positions[0])
+        else:
+            unanswered = np.flatnonzero(~queue.answered)  # unsorted: view row = queue row
+            row = int(unanswered[0]) if len(unanswered) else 0
+        if len(queue):
+            self.queue_panel.select_view_row(row)
+        else:
+            self.viewer.show_record(None)
+
+    def schedule_summary(self):
+        """Refresh the status bar and plots soon (labels come in bursts)."""
+        self._summary_timer.start()
+
+    def refresh_summary(self):
+        """Read label counts and the learning curve in the background."""
+        session = self.session
+        self.start_job("summary", "Reading the learning curve",
+                       lambda progress, cancel: session_summary(session), self._show_summary)
+
+    def _show_summary(self, summary: SessionSummary):
+        self.summary = summary
+        self.iteration_label.setText(f"iteration {summary.iteration}")
+        counts = ", ".join(f"{name} {n:,}" for name, n in summary.label_counts.items())
+        skips = f", {summary.skips:,} skipped" if summary.skips else ""
+        self.labels_label.setText(f" | {summary.n_labels:,} labels ({counts}{skips})")
+        latest = summary.curve[-1] if summary.curve else None
+        tip = "\n".join(f"{name}: {format_precision(latest, name)}"
+                        for name in [*summary.interesting, "overall"]) if latest else ""
+        sample = (f" ({latest['labelled']}/{latest['sample']} of its sample labelled)"
+                  if latest else "")
+        self.precision_label.setText(f" | precision of iteration {summary.iteration}: "
+                                     f"{format_precision(latest)}{sample}")
+        self.precision_label.setToolTip(tip or "label the estimate sample to measure it")
+        self.plots.show_summary(summary)
+
+    def refresh_histogram(self):
+        """Recompute the uncertainty histogram of the latest scores."""
+        if self.session.iteration < 1:
+            self.plots.show_histogram(None)
+            return
+        session = self.session
+        self.start_job("histogram", "Histogram of uncertainty",
+                       lambda progress, cancel: uncertainty_histogram(session, cancel=cancel),
+                       self.plots.show_histogram)
+
+    # ------------------------------------------------------------------ the current spectrum
+
+    def current_row(self) -> int:
+        """The queue row on screen, −1 when none."""
+        row = self.queue_panel.current_view_row()
+        return self.model.queue_row(row) if row >= 0 else -1
+
+    def current_id(self) -> str:
+        """The spectrum id on screen, '' when none."""
+        i = self.current_row()
+        return self.model.queue.ids[i] if i >= 0 else ""
+
+    def _show(self, queue_row: int):
+        if queue_row < 0:
+            self.viewer.show_record(None)
+            return
+        record = spectrum_record(self.session, self._pool, self._wavelength, self.model.queue,
+                                 queue_row)
+        self.viewer.show_record(record)
+        if self.viewer.expects_original():
+            self._original_timer.start()
+
+    def _request_original(self):
+        if not self.viewer.expects_original():
+            return
+        original = self.loader.request(self.viewer.record.source, self._preprocess)
+        if original is not None:
+            self.viewer.set_original(original)
+
+    def _original_loaded(self, _path, original):
+        self.viewer.set_original(original)
+
+    def _original_failed(self, path, message):
+        self.viewer.original_failed(path, message)
+
+    def _original_toggled(self, on: bool):
+        self.preferences.show_original = on
+        self._request_original()
+
+    def go_to(self, spectrum_id: str):
+        """Show a spectrum: its row when listed, else a search list holding it."""
+        positions = self.model.queue.positions(spectrum_id)
+        if positions:
+            self.queue_panel.select_view_row(self.model.view_row(positions[0]))
+            return
+        session = self.session
+        self.start_job("queue", "Finding the spectrum",
+                       lambda progress, cancel: search_queue(session, spectrum_id,
+                                                             cancel=cancel),
+                       self._found)
+
+    def _found(self, queue: Queue):
+        self.show_queue(queue)
+        if len(queue):
+            self.queue_panel.select_view_row(0)
+
+    def move(self, step: int):
+        """Go ``step`` rows down the list (up when negative)."""
+        n = self.model.rowCount()
+        if n == 0:
+            return
+        row = self.queue_panel.current_view_row()
+        target = min(max(row + step, 0), n - 1) if row >= 0 else 0
+        if target == row:
+            self.show_message("end of the list" if step > 0 else "start of the list")
+            return
+        self.queue_panel.select_view_row(target)
+
+    def _next_unanswered(self, row: int) -> int:
+        """The first view row after ``row`` without an answer, or −1."""
+        answered, order = self.model.queue.answered, self.model.order
+        for r in range(row + 1, min(row + 65, len(order))):  # usually the very next one
+            if not answered[order[r]]:
+                return r
+        rest = ~answered[order[row + 65:]]
+        return row + 65 + int(rest.argmax()) if rest.any() else -1
+
+    # ------------------------------------------------------------------ labelling
+
+    def label_current(self, class_name: str):
+        """Label the spectrum on screen and show the next one.
+
+        The label is committed to the session's log (source ``viewer``)
+        before the next spectrum appears; a refused label is explained in
+        the status bar and the spectrum stays.
+        """
+        i = self.current_row()
+        if i < 0:
+            self.show_message("no spectrum selected", error=True)
+            return
+        queue = self.model.queue
+        spectrum_id = queue.ids[i]
+        try:
+            entry = self.session.label(spectrum_id, class_name, source=VIEWER_SOURCE,
+                                       sender=self.preferences.user,
+                                       iteration=queue.iteration or None)
+        except LabelRefused as exc:
+            self.show_message(f"label refused: {exc.reason}", error=True)
+            return
+        self._undo.append(spectrum_id)
+        self.show_message(f"{spectrum_id}: {entry.label or entry.action} "
+                          f"(#{entry.seq}, {entry.purpose})")
+        row = self.queue_panel.current_view_row()
+        following = self._next_unanswered(row) if self.preferences.skip_answered else -1
+        if following < 0:
+            following = row + 1
+        if following < self.model.rowCount():
+            self._answer_changed(spectrum_id, entry, reshow=False)
+            self.queue_panel.select_view_row(following)
+        else:
+            self._answer_changed(spectrum_id, entry)  # the last row: show its new answer
+            self.show_message("end of the list")
+
+    def undo(self):
+        """Take back the latest answer given in this window and go back to it."""
+        while self._undo:
+            spectrum_id = self._undo.pop()
+            entry = self.session.undo(source=VIEWER_SOURCE, sender=self.preferences.user,
+                                      spectrum_id=spectrum_id)
+            if entry is None:
+                continue  # already taken back elsewhere
+            in_force = self.session.log.entries(include_undone=False, spectrum_id=spectrum_id)
+            self._answer_changed(spectrum_id, in_force[-1] if in_force else None)
+            positions = self.model.queue.positions(spectrum_id)
+            if positions:
+                self.queue_panel.select_view_row(self.model.view_row(positions[0]))
+            self.show_message(f"undone: answer #{entry.undoes} for {spectrum_id}")
+            return
+        self.show_message("nothing to undo from this window", error=True)
+
+    def apply_answers(self, entries):
+        """Show answers that arrived through another door (SAMP, ...).
+
+        Parameters
+        ----------
+        entries : iterable of Entry
+            Log entries just committed (labels, skips or undos).
+        """
+        for entry in entries:
+            in_force = entry
+            if entry.action == "undo":  # the answer before the undone one is back
+                rest = self.session.log.entries(include_undone=False,
+                                                spectrum_id=entry.spectrum_id)
+                in_force = rest[-1] if rest else None
+            self._answer_changed(entry.spectrum_id, in_force)
+
+    def _answer_changed(self, spectrum_id: str, entry: Entry | None, reshow: bool = True):
+        rows = self.model.queue.set_answer(spectrum_id, entry)
+        self.model.answer_changed(rows)
+        self._update_remaining()
+        if reshow and self.current_id() == spectrum_id:
+            self._show(self.current_row())  # its history changed
+        self.schedule_summary()
+
+    def _update_remaining(self):
+        self.queue_panel.set_remaining(*self.model.queue.remaining())
+
+    # ------------------------------------------------------------------ the loop
+
+    def iterate(self):
+        """Start one iteration (train, score, choose) in the background."""
+        if "iterate" in self._jobs:
+            self.show_message("an iteration is already running")
+            return
+        options = self.preferences.iterate().options(self.strategy.currentData())
+        job = self.start_job("iterate", "Iteration",
+                             iteration_task(self.session.directory, options),
+                             self._iteration_done)
+        if job is None:
+            return
+        job.sigProgress.connect(self.progress.report)
+        job.sigCancelled.connect(self._iteration_cancelled)
+        self.progress.start(f"iteration {self.session.iteration + 1}: starting")
+        self.iterate_action.setEnabled(False)
+        self.cancel_action.setEnabled(True)
+        self._tick_timer.start()
+
+    def cancel_iteration(self):
+        """Stop the running iteration; the previous one stays in force."""
+        job = self._jobs.get("iterate")
+        if job is not None:
+            job.cancel()
+            self.progress.cancel.setEnabled(False)
+            self.progress.text.setText("cancelling…")
+
+    def _tick(self):
+        job = self._jobs.get("iterate")
+        if job is not None:
+            self.progress.tick(job.elapsed())
+
+    def _iteration_ended(self):
+        self._tick_timer.stop()
+        self.progress.hide()
+        self.iterate_action.setEnabled(True)
+        self.cancel_action.setEnabled(False)
+
+    def _iteration_done(self, result):
+        self._iteration_ended()
+        self.show_message(f"iteration {result.iteration} is ready: {len(result.query)} "
+                          f"queried, {len(result.estimate)} in the estimate sample")
+        self._list = (BATCH, "")
+        self.refresh_all()
+        self.sigIterationDone.emit(result.iteration)
+
+    def _iteration_cancelled(self):
+        self._iteration_ended()
+        self.show_message(f"iteration cancelled: iteration {self.session.iteration} "
+                          "stays in force")
+
+    def edit_iterate_options(self):
+        """Edit the training and scoring options of "Iterate"."""
+        dialog = IterateOptionsDialog(self.preferences.iterate(), self)
+        if dialog.exec_() == QtWidgets.QDialog.Accepted:
+            self.preferences.set_iterate(dialog.options())
+
+    def edit_preferences(self):
+        """Edit the preferences."""
+        PreferencesDialog(self.preferences, self).exec_()
+
+    # ------------------------------------------------------------------ export
+
+    def export(self):
+        """Write the candidate table of the latest iteration to a file."""
+        if self.session.iteration < 1:
+            self.show_message("nothing to export before the first iteration", error=True)
+            return
+        filters = "VOTable (*.vot *.xml);;FITS (*.fits);;CSV (*.csv)"
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export candidates", str(self.session.directory / "candidates.vot"), filters)
+        if path:
+            self.export_to(path)
+
+    def export_to(self, path: str):
+        """Write the candidate table to ``path`` in the background."""
+        if not any(path.lower().endswith(s) for s in FORMATS):
+            path += ".vot"
+        session = self.session
+
+        def task(progress, cancel):
+            table = candidate_table(session)
+            write_table(table, path)
+            return len(table)
+
+        self.start_job("export", "Export", task,
+                       lambda n: self.show_message(f"wrote {n:,} candidates to {path}"))
+
+    # ------------------------------------------------------------------ closing
+
+    def closeEvent(self, event):  # noqa: N802 (Qt API)
+        """Save the layout, stop the threads, close the session (once)."""
+        if self._closed:
+            super().closeEvent(event)
+            return
+        self._closed = True
+        for timer in (self._summary_timer, self._original_timer, self._tick_timer,
+                      self._message_timer):
+            timer.stop()
+        self.preferences.set_geometry(self.saveGeometry(), self.saveState())
+        self.preferences.last_session = str(self.session.directory)
+        self.preferences.settings.sync()
+        for job in list(self._threads):
+            job.cancel()
+        for job in list(self._threads):
+            job.wait()
+        self._jobs.clear()
+        self._threads.clear()
+        self.loader.stop()
+        self.samp.shutdown()
+        self._pool.close()
+        self.session.close()
+        super().closeEvent(event)

@@ -1,0 +1,260 @@
+"""The spectrum viewer: a pyqtgraph plot of the window the network sees,
+optionally the original spectrum around it, the marked lines, the model's
+opinion and the spectrum's label history.
+
+The widget only draws :class:`gui.spectrum.SpectrumRecord` and
+:class:`gui.spectrum.OriginalSpectrum` objects it is handed; reading and
+labelling happen in the core, called by the main window.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt5 import QtCore, QtWidgets
+
+from vo_al.preprocess import PreprocessConfig
+
+from .spectrum import OriginalSpectrum, SpectrumRecord, describe_entry, sexagesimal
+
+__all__ = ["SpectrumViewer", "ORIGINAL_MARGIN"]
+
+#: Å shown on each side of the window when the original spectrum is on.
+ORIGINAL_MARGIN = 120.0
+
+_WINDOW_PEN = pg.mkPen("#1f4e9c", width=2)
+_ORIGINAL_PEN = pg.mkPen("#8c8c8c", width=1)
+_LINE_PEN = pg.mkPen("#d9534f", width=1, style=QtCore.Qt.DashLine)
+_BAR_STEPS = 1000
+_FLUX_RANGE = (-1.12, 1.12)
+
+
+class SpectrumViewer(QtWidgets.QWidget):
+    """Plot and facts of the current spectrum.
+
+    Parameters
+    ----------
+    parent : QWidget, optional
+
+    Attributes
+    ----------
+    plot : pyqtgraph.PlotWidget
+    record : SpectrumRecord or None
+        What is shown.
+    """
+
+    #: the "original spectrum" toggle changed
+    sigOriginalToggled = QtCore.pyqtSignal(bool)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.record: SpectrumRecord | None = None
+        self._config = PreprocessConfig()
+        self._original_path = ""
+        self._build()
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self):
+        self.title = QtWidgets.QLabel("No spectrum")
+        self.title.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        font = self.title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.original_box = QtWidgets.QCheckBox("Original spectrum")
+        self.original_box.setToolTip("Overlay the original file, scaled like the window, "
+                                     f"with {ORIGINAL_MARGIN:.0f} Å around it (O)")
+        self.original_box.setFocusPolicy(QtCore.Qt.NoFocus)
+        self.original_box.toggled.connect(self._original_toggled)
+        self.reset_button = QtWidgets.QPushButton("Reset view")
+        self.reset_button.setToolTip("Back to the default range (R); drag to pan, "
+                                     "wheel to zoom, right-drag to stretch")
+        self.reset_button.setFocusPolicy(QtCore.Qt.NoFocus)
+        self.reset_button.clicked.connect(self.reset_view)
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.original_box)
+        top.addWidget(self.reset_button)
+
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setFocusPolicy(QtCore.Qt.NoFocus)
+        item = self.plot.getPlotItem()
+        item.showGrid(x=True, y=True, alpha=0.15)
+        item.setLabel("left", "scaled flux")
+        item.getViewBox().disableAutoRange()  # a calm, fixed frame; see reset_view
+        item.addLegend(offset=(-10, 10))
+        self.window_region = pg.LinearRegionItem(movable=False, brush=(31, 78, 156, 18),
+                                                 pen=pg.mkPen(None))
+        self.window_region.setZValue(-20)
+        item.addItem(self.window_region)
+        self.original_curve = item.plot(pen=_ORIGINAL_PEN, name="original", connect="finite")
+        self.original_curve.setZValue(-10)
+        self.window_curve = item.plot(pen=_WINDOW_PEN, name="network input")
+        self._lines: list[pg.InfiniteLine] = []
+
+        # fixed heights: a new spectrum never re-lays out (and repaints) the plot
+        lines = self.fontMetrics().lineSpacing()
+        self.identity = QtWidgets.QLabel()
+        self.identity.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        self.identity.setFixedHeight(2 * lines + 4)
+        self.identity.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Fixed)
+        self.original_note = QtWidgets.QLabel()
+        self.original_note.setFixedHeight(lines + 4)
+        self.original_note.setSizePolicy(QtWidgets.QSizePolicy.Ignored,
+                                         QtWidgets.QSizePolicy.Fixed)
+        self.history = QtWidgets.QLabel()
+        self.history.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        self.history.setAlignment(QtCore.Qt.AlignTop | QtCore.Qt.AlignLeft)
+        history_area = QtWidgets.QScrollArea()
+        history_area.setWidget(self.history)
+        history_area.setWidgetResizable(True)
+        history_area.setFrameShape(QtWidgets.QFrame.NoFrame)
+        history_area.setFixedHeight(5 * lines + 8)
+        history_area.setFocusPolicy(QtCore.Qt.NoFocus)
+        self.bars: list[QtWidgets.QProgressBar] = []  # one per class, then uncertainty
+        self.bars_layout = QtWidgets.QFormLayout()
+        facts = QtWidgets.QVBoxLayout()
+        facts.addWidget(self.identity)
+        facts.addWidget(self.original_note)
+        facts.addWidget(history_area)
+        model = QtWidgets.QVBoxLayout()
+        model.addLayout(self.bars_layout)
+        model.addStretch(1)
+        bottom = QtWidgets.QHBoxLayout()
+        bottom.addLayout(facts, 2)
+        bottom.addLayout(model, 1)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.plot, 1)
+        layout.addLayout(bottom)
+
+    def configure(self, config: PreprocessConfig, lines: dict[str, float], class_names):
+        """Set the pool's window, medium, marked lines and classes.
+
+        Parameters
+        ----------
+        config : PreprocessConfig
+        lines : dict
+            Name → wavelength in the pool's medium.
+        class_names : list of str
+        """
+        self._config = config
+        medium = "vacuum" if config.vacuum else "air"
+        self.plot.getPlotItem().setLabel("bottom", f"wavelength (Å, {medium})")
+        self.window_region.setRegion((config.wave_min, config.wave_max))
+        for line in self._lines:
+            self.plot.removeItem(line)
+        self._lines = [pg.InfiniteLine(w, angle=90, pen=_LINE_PEN, movable=False, label=name,
+                                       labelOpts={"position": 0.93, "color": "#b52b27"})
+                       for name, w in lines.items()]
+        for line in self._lines:
+            self.plot.addItem(line)
+        while self.bars_layout.rowCount():
+            self.bars_layout.removeRow(0)
+        self.bars = [_bar() for _ in range(len(class_names) + 1)]
+        for name, bar in zip([f"p({name})" for name in class_names] + ["uncertainty"],
+                             self.bars):
+            self.bars_layout.addRow(name, bar)
+        self.bars[-1].setToolTip("entropy / log C: 0 = sure, 1 = no idea")
+        self.reset_view()
+
+    # ------------------------------------------------------------------ showing
+
+    def show_record(self, record: SpectrumRecord | None):
+        """Draw a spectrum (None clears the viewer)."""
+        self.record = record
+        self.original_curve.setData([], [])
+        self.original_note.setText("")
+        self._original_path = ""
+        if record is None:
+            self.title.setText("No spectrum")
+            self.window_curve.setData([], [])
+            self.identity.setText("")
+            self.history.setText("")
+            for bar in self.bars:
+                _set_bar(bar, math.nan, "")
+            return
+        self.window_curve.setData(record.wavelength, record.flux)
+        self.title.setText(html.escape(record.designation or record.spectrum_id))
+        coordinates = sexagesimal(record.ra, record.dec)
+        position = ("position unknown" if not coordinates else
+                    f"ra, dec {record.ra:.5f} {record.dec:+.5f} · {coordinates}")
+        self.identity.setText(
+            f"<b>id</b> {html.escape(record.spectrum_id)} · <b>list</b> {record.kind}"
+            f" (row {record.index + 1})<br>{position}")
+        self.identity.setToolTip(self.identity.text())
+        for value, bar in zip([*record.probs, record.uncertainty], self.bars):
+            value = float(value)
+            _set_bar(bar, value, "not scored" if math.isnan(value) else f"{value:.3f}")
+        self.history.setText(_history_html(record))
+
+    def expects_original(self) -> bool:
+        """Whether the original spectrum is wanted for the current record."""
+        return self.original_box.isChecked() and self.record is not None
+
+    def set_original(self, original: OriginalSpectrum):
+        """Draw the original spectrum, if it belongs to the current record."""
+        if self.record is None or original.path != _normal(self.record.source):
+            return
+        self._original_path = original.path
+        self.original_curve.setData(original.wavelength, original.flux)
+        self.original_note.setText(f"original: {html.escape(Path(original.path).name)}")
+        self.original_note.setToolTip(original.path)
+
+    def original_failed(self, path: str, message: str):
+        """Say why the original spectrum cannot be shown."""
+        if self.record is not None and path == _normal(self.record.source):
+            self.original_note.setText(f"<span style='color:#b52b27'>original spectrum "
+                                       f"unavailable: {html.escape(message)}</span>")
+
+    def reset_view(self):
+        """The default range: the window (with a margin when the original is on)
+        and the scaled flux range, −1 to 1.
+
+        The range stays as the user zoomed it from one spectrum to the next
+        (every window is scaled to [−1, 1]); pyqtgraph's "A" button fits
+        it to the data."""
+        margin = ORIGINAL_MARGIN if self.original_box.isChecked() else 0.0
+        self.plot.getPlotItem().getViewBox().setRange(
+            xRange=(self._config.wave_min - margin, self._config.wave_max + margin),
+            yRange=_FLUX_RANGE, padding=0.0)
+
+    def _original_toggled(self, on: bool):
+        if not on:
+            self.original_curve.setData([], [])
+            self.original_note.setText("")
+        self.reset_view()
+        self.sigOriginalToggled.emit(on)
+
+
+def _normal(path: str) -> str:
+    return str(Path(path))
+
+
+def _bar() -> QtWidgets.QProgressBar:
+    bar = QtWidgets.QProgressBar()
+    bar.setRange(0, _BAR_STEPS)
+    bar.setTextVisible(True)
+    bar.setMinimumWidth(110)
+    return bar
+
+
+def _set_bar(bar: QtWidgets.QProgressBar, value: float, text: str):
+    bar.setValue(0 if math.isnan(value) else int(round(np.clip(value, 0, 1) * _BAR_STEPS)))
+    bar.setFormat(text)
+
+
+def _history_html(record: SpectrumRecord) -> str:
+    if not record.history:
+        return "<i>no earlier answers</i>"
+    lines = []
+    for entry in record.history:
+        text = html.escape(describe_entry(entry, record.skip_name))
+        lines.append(f"<s>{text}</s>" if entry.undone else text)
+    return "<b>answers</b><br>" + "<br>".join(lines)
