@@ -30,6 +30,32 @@ def manifest(real_data) -> list[dict]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
+def build_real_pools(real_data: Path, manifest: list[dict], folder: Path) -> tuple[Path, Path]:
+    """Pools of the real files: a training set of the Ondřejov spectra labelled
+    from MANIFEST.tsv's Hα profile, and a pool of the LAMOST spectra."""
+    from vo_al.labelfile import read_label_csv
+    from vo_al.pool import ingest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = folder / "labels.csv"
+    with open(labels, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "label"])
+        for row in manifest:
+            if row["file"].startswith("ondrejov/"):
+                writer.writerow([real_data / row["file"], row["halpha_profile"]])
+    ingest([real_data / "ondrejov"], folder / "train.h5", labels=read_label_csv(labels),
+           workers=1)
+    ingest([real_data / "lamost"], folder / "pool.h5", workers=1)
+    return folder / "train.h5", folder / "pool.h5"
+
+
+@pytest.fixture(scope="session")
+def pools(real_data, manifest, tmp_path_factory) -> tuple[Path, Path]:
+    """``(train.h5, pool.h5)`` built once from the real files (read-only)."""
+    return build_real_pools(real_data, manifest, tmp_path_factory.mktemp("real-pools"))
+
+
 @pytest.fixture(scope="session")
 def pairs(real_data) -> list[dict]:
     with open(real_data / "pairs.csv", newline="") as fh:

@@ -5,7 +5,6 @@ error dialogs and the screenshot mode."""
 
 from __future__ import annotations
 
-import csv
 import getpass
 import shutil
 import sys
@@ -23,31 +22,13 @@ from gui.queue import Queue, batch_queue, candidate_queue, search_queue  # noqa:
 from gui.settings import IterateSettings, Preferences  # noqa: E402
 from gui.workers import Job, iteration_task  # noqa: E402
 from vo_al.cli import main as cli  # noqa: E402
-from vo_al.labelfile import read_label_csv  # noqa: E402
 from vo_al.loop import IterationOptions, run_iteration  # noqa: E402
-from vo_al.pool import ingest  # noqa: E402
 from vo_al.scoring import ScoresReader  # noqa: E402
 from vo_al.session import Session  # noqa: E402
 
 FAST = IterationOptions(max_epochs=1, query_size=5, estimate_size=3)
 FAST_SETTINGS = IterateSettings(query_size=5, estimate_size=3, max_epochs=1, precision="fp32")
 USER = getpass.getuser()
-
-
-@pytest.fixture(scope="module")
-def pools(real_data, manifest, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gui-pools")
-    labels = folder / "labels.csv"
-    with open(labels, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["file", "label"])
-        for row in manifest:
-            if row["file"].startswith("ondrejov/"):
-                writer.writerow([real_data / row["file"], row["halpha_profile"]])
-    ingest([real_data / "ondrejov"], folder / "train.h5", labels=read_label_csv(labels),
-           workers=1)
-    ingest([real_data / "lamost"], folder / "pool.h5", workers=1)
-    return folder / "train.h5", folder / "pool.h5"
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ confirmed label and leaves a session that opens."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -17,28 +16,10 @@ from astropy.table import Table
 
 from vo_al.cli import main
 from vo_al.loop import IterationOptions, labelled_rows, precision_curve, run_iteration
-from vo_al.pool import ingest
 from vo_al.scoring import ScoresReader
 from vo_al.session import LabelRefused, Session
-from vo_al.labelfile import read_label_csv
 
 FAST = IterationOptions(max_epochs=2, query_size=4, estimate_size=3)
-
-
-@pytest.fixture(scope="module")
-def pools(real_data, manifest, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("loop")
-    labels = folder / "labels.csv"
-    with open(labels, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["file", "label"])
-        for row in manifest:
-            if row["file"].startswith("ondrejov/"):
-                writer.writerow([real_data / row["file"], row["halpha_profile"]])
-    ingest([real_data / "ondrejov"], folder / "train.h5", labels=read_label_csv(labels),
-           workers=1)
-    ingest([real_data / "lamost"], folder / "pool.h5", workers=1)
-    return folder / "train.h5", folder / "pool.h5"
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ test is skipped with the reason.
 
 from __future__ import annotations
 
-import csv
 import os
 import threading
 import time
@@ -19,13 +18,12 @@ import pytest
 from pyvo.samp import SAMPIntegratedClient
 from pyvo.samp import conf as samp_conf
 
-from vo_al.labelfile import read_label_csv
 from vo_al.loop import IterationOptions, run_iteration
-from vo_al.pool import ingest
 from vo_al.samp.headless import Runner
 from vo_al.samp.hub import LOOPBACK
 from vo_al.samp.peers import TOOLS, PeerEnvironment, missing_tools, wait_for
 from vo_al.session import Session
+from conftest import build_real_pools
 
 APT = "apt-get install jsamp topcat stilts xvfb"
 
@@ -47,20 +45,9 @@ def build_session(real_data: Path, manifest: list[dict], folder: Path) -> Path:
     Training set: the Ondřejov spectra labelled from MANIFEST.tsv; pool: the
     LAMOST spectra. Returns the session directory.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    labels = folder / "labels.csv"
-    with open(labels, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["file", "label"])
-        for row in manifest:
-            if row["file"].startswith("ondrejov/"):
-                writer.writerow([real_data / row["file"], row["halpha_profile"]])
-    ingest([real_data / "ondrejov"], folder / "train.h5", labels=read_label_csv(labels),
-           workers=1)
-    ingest([real_data / "lamost"], folder / "pool.h5", workers=1)
+    train, pool = build_real_pools(real_data, manifest, folder)
     directory = folder / "session"
-    with Session.create(directory, folder / "train.h5", folder / "pool.h5", query_size=5,
-                        estimate_size=3) as session:
+    with Session.create(directory, train, pool, query_size=5, estimate_size=3) as session:
         run_iteration(session, IterationOptions(max_epochs=1, query_size=5, estimate_size=3))
     return directory
 
