@@ -56,7 +56,8 @@ def iteration_latency(session: Session, options: IterationOptions) -> dict:
     total = time.perf_counter() - started
     m = result.metrics
     return {"total": total, "train": m["train_s"], "score": m["score_s"], "query": m["query_s"],
-            "epochs": m["epochs"], "rate": m["spectra_per_second"], "query_ids": result.query}
+            "epochs": m["epochs"], "rate": m["spectra_per_second"], "query_ids": result.query,
+            "reused": m["features_reused"]}
 
 
 def main():
@@ -76,12 +77,14 @@ def main():
             with Session.create(Path(tmp) / "s", args.train, pool) as session:
                 for mode in ("scratch", "warm", "head"):
                     options = IterationOptions(mode=mode, max_epochs=args.max_epochs,
-                                               patience=args.patience)
+                                               patience=args.patience, cache_features=True)
                     t = iteration_latency(session, options)
                     session.label_many([(i, "other") for i in t["query_ids"]], source="simulated")
                     print(f"pool {size:>9,}  {mode:<7}: next batch ready in {t['total']:6.1f} s "
                           f"(train {t['train']:.1f} s / {t['epochs']} epochs, score "
-                          f"{t['score']:.1f} s at {t['rate']:,.0f}/s, query {t['query']:.1f} s)",
+                          f"{t['score']:.1f} s at {t['rate']:,.0f}/s"
+                          f"{', cached trunk features' if t['reused'] else ''}, "
+                          f"query {t['query']:.1f} s)",
                           flush=True)
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from astropy.table import Table
 
@@ -175,3 +176,23 @@ def test_other_strategies_choose_fresh_distinct_spectra(session, options):
     assert len(set(result.query)) == 3 and "359910161" not in result.query
     with ScoresReader(session.iteration_file(1, "scores")) as scores:
         assert scores.has_bald == (options.strategy == "bald")
+
+
+def test_head_only_iteration_rescores_from_cached_trunk_features(session):
+    first = run_iteration(session, IterationOptions(max_epochs=1, query_size=3, estimate_size=2,
+                                                    cache_features=True))
+    assert (session.directory / "features.h5").is_file()
+    assert first.metrics["features_reused"] is False
+    second = run_iteration(session, IterationOptions(max_epochs=2, query_size=3, estimate_size=2,
+                                                     mode="head"))
+    assert second.metrics["features_reused"] is True
+    from vo_al.scoring import ScoreConfig, score_pool
+    from vo_al.train import load_checkpoint
+
+    model = load_checkpoint(session.iteration_file(2, "checkpoint")).model
+    full = score_pool(model, session.config.pool_path, session.directory / "full.h5",
+                      session.config.class_names, ScoreConfig(precision="fp32"))
+    assert not full.features_reused
+    with ScoresReader(full.path) as a, ScoresReader(session.iteration_file(2, "scores")) as b:
+        np.testing.assert_allclose(a.read("probs"), b.read("probs"), atol=0.02)
+        assert (a.read("predicted") == b.read("predicted")).mean() >= 0.9

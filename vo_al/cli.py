@@ -175,7 +175,8 @@ def _cmd_demo(args) -> int:
     status = _cmd_simulate(argparse.Namespace(
         session=session, truth=survey / "truth.csv", iterations=args.iterations, json=False,
         strategy=None, query_size=None, estimate_size=None, warm_start=args.iterations > 1,
-        head_only=False, max_epochs=args.max_epochs, patience=3, diversity=None, mc_samples=None,
+        head_only=False, max_epochs=args.max_epochs, patience=3, diversity=None,
+        cache_features=False, mc_samples=None,
         precision="auto", batch_size=1024))
     if status or args.no_gui or not os.environ.get("DISPLAY"):
         print(f"open it in the desktop app with: vo-al gui {session}")
@@ -213,7 +214,8 @@ def _iteration_options(args):
     return IterationOptions(
         strategy=args.strategy, query_size=args.query_size, estimate_size=args.estimate_size,
         mode=mode, max_epochs=args.max_epochs, patience=args.patience,
-        diversity=args.diversity, mc_samples=args.mc_samples,
+        diversity=args.diversity, cache_features=args.cache_features,
+        mc_samples=args.mc_samples,
         score=ScoreConfig(precision=args.precision, batch_size=args.batch_size))
 
 
@@ -434,6 +436,8 @@ def _add_iteration_options(p):
     p.add_argument("--max-epochs", type=int, default=50)
     p.add_argument("--patience", type=int, default=10,
                    help="epochs without a better validation loss before stopping")
+    p.add_argument("--cache-features", action="store_true",
+                   help="keep trunk features (1 KB/spectrum) so --head-only rescoring is cheap")
     p.add_argument("--diversity", choices=("kmeans++", "coreset"),
                    help="spread the batch out in the network's feature space")
     p.add_argument("--mc-samples", type=int, help="MC-dropout samples (default 20 for bald)")

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .features import FeatureCache
 from .idindex import read_rows
 from .pool import PoolReader
 from .scoring import ScoreConfig, ScoresReader, score_pool
@@ -26,6 +27,8 @@ from .train import TrainConfig, load_checkpoint, save_checkpoint, train
 __all__ = ["IterationOptions", "IterationResult", "run_iteration", "training_set",
            "precision_curve", "labelled_rows"]
 
+#: The session's cache of trunk features (see :mod:`vo_al.features`).
+FEATURE_CACHE = "features.h5"
 #: MC-dropout samples used when a strategy needs them (BALD).
 DEFAULT_MC_SAMPLES = 20
 
@@ -50,6 +53,11 @@ class IterationOptions:
         space: the ``10 × query_size`` most useful spectra are candidates,
         of which ``query_size`` are picked by k-means++ seeding or greedy
         core-set (:func:`vo_al.strategies.select_diverse`).
+    cache_features : bool
+        Keep the trunk's features of every pool spectrum in
+        ``SESSION/features.h5`` (1 KB per spectrum, float16), so that a later
+        head-only iteration rescores the pool by running the dense head only.
+        Head-only iterations always use (and refresh) the cache.
     mc_samples : int, optional
         MC-dropout samples for scoring; default 20 for BALD, else 0.
     score : ScoreConfig
@@ -64,6 +72,7 @@ class IterationOptions:
     max_epochs: int = 50
     patience: int = 10
     diversity: str | None = None
+    cache_features: bool = False
     mc_samples: int | None = None
     score: ScoreConfig = ScoreConfig()
 
@@ -119,6 +128,12 @@ def _train(session, n, options, progress, cancel):
                     session.config.class_names, session.config.preprocess,
                     extra={"iteration": n, "n_train": int(len(y)), "mode": config.mode})
     return result, int(len(y))
+
+
+def _feature_cache(session, options) -> FeatureCache | None:
+    if options.cache_features or options.mode == "head":
+        return FeatureCache(session.directory / FEATURE_CACHE)
+    return None
 
 
 def _chunk_utility(strategy, chunk):
@@ -207,7 +222,8 @@ def run_iteration(session: Session, options: IterationOptions = IterationOptions
     summary = score_pool(
         result.model, config.pool_path, session.iteration_file(n, "scores"), config.class_names,
         ScoreConfig(**{**options.score.__dict__, "mc_samples": mc_samples, "seed": config.seed}),
-        progress=lambda done, total: report("score", (done, total)), cancel=cancel)
+        progress=lambda done, total: report("score", (done, total)), cancel=cancel,
+        feature_cache=_feature_cache(session, options))
     timings["score_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -247,6 +263,7 @@ def _record(session, n, query, estimate, summary, result, n_train, strategy, tim
         "predicted_counts": summary.class_counts,
         "n_scored": summary.n_scored,
         "scoring_precision": summary.precision,
+        "features_reused": summary.features_reused,
         "spectra_per_second": summary.spectra_per_second,
         "estimate_predicted": dict(zip(estimate_ids, map(int, predicted))),
         **timings,

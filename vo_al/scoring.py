@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from .cancel import check_cancel
+from .features import FeatureCache
 from .model import SpectrumCNN
 from .pool import PoolReader
 from .runtime import best_autocast_dtype, inference_context, resolve_device
@@ -88,6 +90,7 @@ class ScoreSummary:
     n_scored: int = 0
     precision: str = "fp32"
     bf16_agreement: float | None = None
+    features_reused: bool = False
     seconds: float = 0.0
     class_counts: dict = field(default_factory=dict)
 
@@ -97,37 +100,45 @@ class ScoreSummary:
         return self.n_scored / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _forward(model, x, device, dtype, mc_samples, seed):
-    """Mean probabilities (n, C) and BALD (n,) or None, as float32 numpy."""
+def _forward(model, x, device, dtype, mc_samples, seed, from_features):
+    """Mean probabilities (n, C), BALD (n,) or None, and the trunk features,
+    as numpy; ``x`` is spectra, or trunk features when ``from_features``."""
     with inference_context(device, dtype):
-        features = model.features(x.to(device))
+        x = x.to(device)
+        features = x.to(torch.float32) if from_features else model.features(x)
         if mc_samples == 0:
-            probs = model.proba_from_features(features).float()
-            return probs.cpu().numpy(), None
-        generator = torch.Generator().manual_seed(seed)
-        samples = model.mc_head_samples(features, mc_samples, generator).float().cpu().numpy()
-    return samples.mean(axis=0), bald(samples).astype(np.float32)
+            probs = model.proba_from_features(features).float().cpu().numpy()
+            uncertainty = None
+        else:
+            generator = torch.Generator().manual_seed(seed)
+            samples = model.mc_head_samples(features, mc_samples, generator).float().cpu().numpy()
+            probs, uncertainty = samples.mean(axis=0), bald(samples).astype(np.float32)
+    return probs, uncertainty, features.to(torch.float16).cpu().numpy()
 
 
-def _predict_batches(model, x, config, device, dtype, cancel):
-    probs, uncertainty = [], []
+def _predict_batches(model, x, config, device, dtype, cancel, from_features=False):
+    """Probabilities, uncertainty (or None) and trunk features of every row of ``x``."""
+    probs, uncertainty, features = [], [], []
     for start in range(0, len(x), config.batch_size):
         check_cancel(cancel, "scoring")
-        p, u = _forward(model, torch.from_numpy(x[start:start + config.batch_size]),
-                        device, dtype, config.mc_samples, config.seed)
+        p, u, f = _forward(model, torch.from_numpy(x[start:start + config.batch_size]),
+                           device, dtype, config.mc_samples, config.seed, from_features)
         probs.append(p)
         uncertainty.append(u)
+        features.append(f)
     if not probs:
-        return np.empty((0, model.n_classes), np.float32), np.empty(0, np.float32)
+        width = model.hparams["dense_units"]
+        return (np.empty((0, model.n_classes), np.float32), None,
+                np.empty((0, width), np.float16))
     u = None if uncertainty[0] is None else np.concatenate(uncertainty)
-    return np.concatenate(probs), u
+    return np.concatenate(probs), u, np.concatenate(features)
 
 
 def bf16_agreement(model: SpectrumCNN, x: np.ndarray, device="cpu", batch_size=1024) -> float:
     """Fraction of spectra whose argmax class is the same under bf16 and fp32."""
     config = ScoreConfig(batch_size=batch_size)
-    fp32, _ = _predict_batches(model, x, config, device, None, None)
-    bf16, _ = _predict_batches(model, x, config, device, torch.bfloat16, None)
+    fp32, _, _ = _predict_batches(model, x, config, device, None, None)
+    bf16, _, _ = _predict_batches(model, x, config, device, torch.bfloat16, None)
     return float(np.mean(fp32.argmax(1) == bf16.argmax(1))) if len(x) else 1.0
 
 
@@ -173,6 +184,7 @@ def score_pool(
     config: ScoreConfig = ScoreConfig(),
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
+    feature_cache: FeatureCache | None = None,
 ) -> ScoreSummary:
     """Score every usable spectrum of a pool and write the probabilities.
 
@@ -191,6 +203,10 @@ def score_pool(
         ``progress(rows_done, rows_total)`` after each chunk.
     cancel : threading.Event-like, optional
         Checked between batches; raises :class:`vo_al.cancel.Cancelled`.
+    feature_cache : FeatureCache, optional
+        When it holds this model's trunk features, only the dense head runs
+        (``summary.features_reused``); otherwise the trunk features computed
+        here are written to it.
 
     Returns
     -------
@@ -204,19 +220,27 @@ def score_pool(
     summary = ScoreSummary(path=str(out))
     counts = np.zeros(model.n_classes, dtype=np.int64)
     try:
-        with PoolReader(pool_path) as pool, h5py.File(temporary, "w") as h5:
+        with PoolReader(pool_path) as pool, h5py.File(temporary, "w") as h5, \
+                _features_for(feature_cache, model, len(pool), config) as (cached, store):
             dtype, summary.precision, summary.bf16_agreement = _choose_precision(
                 model, pool, config, device)
+            summary.features_reused = cached is not None
             _create_outputs(h5, len(pool), model.n_classes, config.mc_samples, config.chunk_rows)
             for start, chunk in pool.iter_chunks(config.chunk_rows, ("spectra", "quality")):
+                n_rows = len(chunk["quality"])
                 usable = np.flatnonzero(chunk["quality"] == 0)
-                probs, uncertainty = _predict_batches(model, chunk["spectra"][usable], config,
-                                                      device, dtype, cancel)
-                _write_chunk(h5, start, len(chunk["quality"]), usable, probs, uncertainty)
+                inputs = chunk["spectra"] if cached is None else cached[start:start + n_rows]
+                probs, uncertainty, features = _predict_batches(
+                    model, inputs[usable], config, device, dtype, cancel, cached is not None)
+                _write_chunk(h5, start, n_rows, usable, probs, uncertainty)
+                if store is not None:
+                    block = np.zeros((n_rows, features.shape[1]), np.float16)
+                    block[usable] = features
+                    store[start:start + n_rows] = block
                 counts += np.bincount(probs.argmax(1), minlength=model.n_classes) if len(probs) else 0
                 summary.n_scored += len(usable)
                 if progress:
-                    progress(start + len(chunk["quality"]), len(pool))
+                    progress(start + n_rows, len(pool))
             summary.n_spectra = len(pool)
             h5.attrs.update({"class_names": list(class_names), "mc_samples": config.mc_samples,
                              "precision": summary.precision,
@@ -228,6 +252,19 @@ def score_pool(
     summary.class_counts = dict(zip(class_names, counts.tolist()))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+@contextmanager
+def _features_for(cache, model, n_rows, config):
+    """``(cached features or None, dataset to store features in or None)``."""
+    if cache is None:
+        yield None, None
+    elif cache.matches(model, n_rows):
+        with cache.reading() as cached:
+            yield cached, None
+    else:
+        with cache.writing(model, n_rows, config.chunk_rows) as store:
+            yield None, store
 
 
 def _write_chunk(h5, start, n_rows, usable, probs, uncertainty):
