@@ -43,6 +43,8 @@ _SUMMARY_DELAY_MS = 300
 #: spectrum: moving on quickly reads no files, and reading never competes
 #: with drawing the next spectrum.
 _ORIGINAL_DELAY_MS = 40
+#: How often the window looks for answers committed by other processes.
+_LOG_POLL_MS = 2000
 _MESSAGE_MS = 10000
 _ERROR_STYLE = "color: #b52b27; font-weight: bold"
 
@@ -151,6 +153,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._original_timer.timeout.connect(self._request_original)
         self._tick_timer = QtCore.QTimer(self, interval=500)
         self._tick_timer.timeout.connect(self._tick)
+        self._seen_seq = session.log.last_seq()
+        self._log_timer = QtCore.QTimer(self, interval=_LOG_POLL_MS)
+        self._log_timer.timeout.connect(self.poll_log)
+        self._log_timer.start()
         self._message_timer = QtCore.QTimer(self, singleShot=True)
         self._message_timer.timeout.connect(lambda: self.message.setText(""))
         self.setWindowTitle(f"vo-al — {session.directory}")
@@ -641,6 +647,13 @@ class MainWindow(QtWidgets.QMainWindow):
                                                 spectrum_id=entry.spectrum_id)
                 in_force = rest[-1] if rest else None
             self._answer_changed(entry.spectrum_id, in_force)
+
+    def poll_log(self):
+        """Show answers another process committed (the CLI, a headless SAMP bridge)."""
+        entries = self.session.log.entries_after(self._seen_seq)
+        if entries:
+            self._seen_seq = entries[-1].seq
+            self.apply_answers(entries)
 
     def _answer_changed(self, spectrum_id: str, entry: Entry | None, reshow: bool = True):
         rows = self.model.queue.set_answer(spectrum_id, entry)

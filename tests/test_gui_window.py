@@ -192,6 +192,16 @@ def test_labels_from_another_door_show_up(qtbot, session_dir, preferences):
     assert "topcat" in window.viewer.history.text()
 
 
+def test_answers_from_another_process_appear_without_refresh(qtbot, session_dir, preferences):
+    window = open_window(qtbot, session_dir, preferences)
+    spectrum_id = window.model.queue.ids[1]
+    assert cli(["label", str(session_dir), spectrum_id, "emission", "--sender", "ann"]) == 0
+    qtbot.waitUntil(lambda: window.model.queue.answer[1] == "emission", timeout=5000)
+    assert window.model.queue.answer_source[1] == "cli"
+    assert cli(["undo", str(session_dir)]) == 0
+    qtbot.waitUntil(lambda: window.model.queue.answer[1] == "", timeout=5000)
+
+
 # ---------------------------------------------------------------- the loop in a worker
 
 

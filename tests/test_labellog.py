@@ -44,6 +44,18 @@ def test_append_records_provenance_and_commits(log):
     assert log.entries() == [entry]
 
 
+def test_entries_after_sees_what_another_connection_committed(log):
+    assert log.last_seq() == 0
+    log.append("a", "emission", **_ENTRY)
+    with LabelLog(log.path) as other:  # another door on the same session
+        other.append("b", "other", **_ENTRY)
+        other.undo(source="cli")
+    assert log.last_seq() == 3
+    later = log.entries_after(1)
+    assert [(e.seq, e.spectrum_id, e.action) for e in later] == [(2, "b", "label"), (3, "b", "undo")]
+    assert later[0].undone and log.entries_after(3) == []
+
+
 def test_current_and_counts_follow_the_latest_answer(log):
     log.append("a", "other", **_ENTRY)
     log.append("b", "emission", **_ENTRY)

@@ -355,6 +355,20 @@ class LabelLog:
             return entries
         return [e for e in entries if not e.undone and e.action != "undo"]
 
+    def entries_after(self, seq: int) -> list[Entry]:
+        """Entries committed after entry ``seq`` (by any process), in log order.
+
+        Lets a window that shows the log pick up answers given through
+        other doors (another process's CLI or SAMP bridge) cheaply.
+        """
+        return self._read(f"SELECT {_SELECT}, {_UNDONE} FROM entries e WHERE e.seq > ? "
+                          "ORDER BY e.seq", (int(seq),))
+
+    def last_seq(self) -> int:
+        """The seq of the latest entry (0 for an empty log)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()[0])
+
     def current(self) -> dict[str, Entry]:
         """The answer in force for each spectrum: its latest label or skip
         that is not undone (undoing the latest brings back the one before).
