@@ -327,9 +327,7 @@ def candidate_queue(session: Session, class_name: str, k: int, iteration: int | 
     ValueError
         When the session has no completed iteration.
     """
-    n = session.iteration if iteration is None else iteration
-    if n < 1:
-        raise ValueError("no scores yet: run an iteration first")
+    n = session.scored_iteration(iteration)
     c = session.config.class_index(class_name)
     top = TopK(k)
     with ScoresReader(session.iteration_file(n, "scores")) as scores:

@@ -120,9 +120,7 @@ def uncertainty_histogram(session: Session, iteration: int | None = None, bins: 
     ValueError
         When the session has no completed iteration.
     """
-    n = session.iteration if iteration is None else iteration
-    if n < 1:
-        raise ValueError("no scores yet: run an iteration first")
+    n = session.scored_iteration(iteration)
     edges = np.linspace(0.0, 1.0, bins + 1)
     counts = np.zeros(bins, dtype=np.int64)
     scale = math.log(len(session.config.class_names))

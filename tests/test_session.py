@@ -232,6 +232,8 @@ def test_training_labels_leave_out_estimate_skips_and_undone(session, ids):
 
 
 def test_an_iteration_counts_only_once_done(session):
+    with pytest.raises(ValueError, match="no completed iteration"):
+        session.scored_iteration()
     n = session.begin_iteration()
     assert n == 1 and session.iteration_dir(1).is_dir()
     session.write_metrics(1, {"precision": 0.9})
@@ -247,6 +249,9 @@ def test_an_iteration_counts_only_once_done(session):
     assert session.learning_curve() == [{"precision": 0.9, "iteration": 1}]
     assert session.read_metrics(2) == {} and session.read_batch(2, "query") == []
     assert session.iteration_file(2, "checkpoint").name == "model.pt"
+    assert session.scored_iteration() == session.scored_iteration(1) == 1
+    with pytest.raises(ValueError, match="iteration 2 is not complete"):
+        session.scored_iteration(2)
 
 
 # --------------------------------------------------------------------------

@@ -57,9 +57,7 @@ def candidate_table(session: Session, iteration: int | None = None) -> Table:
     ValueError
         When the session has no completed iteration.
     """
-    n = iteration or session.iteration
-    if n < 1:
-        raise ValueError("the session has no completed iteration: run `vo-al iterate` first")
+    n = session.scored_iteration(iteration)
     table = rows_table(session, n, _candidate_rows(session, session.iteration_file(n, "scores")))
     table["iteration"] = np.full(len(table), n, dtype=np.int32)
     table.meta["description"] = f"vo-al candidates, iteration {n}"

@@ -398,6 +398,22 @@ class Session:
             n += 1
         return n
 
+    def scored_iteration(self, iteration: int | None = None) -> int:
+        """``iteration``, or the latest completed one, checked to have scores.
+
+        Raises
+        ------
+        ValueError
+            When no iteration is complete yet (or the one asked for is not).
+        """
+        latest = self.iteration
+        n = latest if iteration is None else iteration
+        if not 1 <= n <= latest:
+            raise ValueError("the session has no completed iteration: run `vo-al iterate` first"
+                             if latest < 1 else
+                             f"iteration {n} is not complete: iterations 1-{latest} are")
+        return n
+
     def begin_iteration(self) -> int:
         """Prepare the directory of the next iteration and return its number.
 

@@ -62,11 +62,9 @@ def peer_table(session: Session, kind: str, iteration: int | None = None) -> Tab
     ValueError
         For an unknown kind or a session without a completed iteration.
     """
-    n = iteration or session.iteration
     if kind not in KINDS:
         raise ValueError(f"table kind must be one of {KINDS}, not {kind!r}")
-    if n < 1:
-        raise ValueError("the session has no completed iteration: run `vo-al iterate` first")
+    n = session.scored_iteration(iteration)
     table = candidate_table(session, n) if kind == "candidates" else _batch_table(session, n)
     table["iteration"] = np.full(len(table), n, dtype=np.int32)
     table["iteration"].meta["ucd"] = "meta.version"
