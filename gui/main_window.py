@@ -650,6 +650,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def poll_log(self):
         """Show answers another process committed (the CLI, a headless SAMP bridge)."""
+        if self._closed:
+            return
         entries = self.session.log.entries_after(self._seen_seq)
         if entries:
             self._seen_seq = entries[-1].seq
@@ -764,7 +766,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self._closed = True
         for timer in (self._summary_timer, self._original_timer, self._tick_timer,
-                      self._message_timer):
+                      self._message_timer, self._log_timer):
             timer.stop()
         self.preferences.set_geometry(self.saveGeometry(), self.saveState())
         self.preferences.last_session = str(self.session.directory)
