@@ -1,4 +1,5 @@
-"""Unit tests of vo_al.preprocess on synthetic spectra (fast, no files)."""
+"""Unit tests of vo_al.preprocess on hand-made spectra, and its bad-pixel rules
+on the real LAMOST files."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import h5py
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from vo_al.preprocess import (
     FWHM_PER_SIGMA,
@@ -19,6 +21,8 @@ from vo_al.preprocess import (
     preprocess,
     vacuum_to_air,
 )
+from vo_al.spectra import read_spectrum
+from vo_al.spectra.lamost import read_lamost_image
 from vo_al.spectra.record import Spectrum
 
 HALPHA_AIR = 6562.801
@@ -213,10 +217,80 @@ def test_ivar_zero_with_real_flux_is_kept():
     np.testing.assert_array_equal(preprocess(with_ivar).vector, preprocess(spectrum).vector)
 
 
+def test_one_weighted_pixel_is_enough():
+    """Only a window with no ivar > 0 at all is refused; zeroed cores are kept."""
+    wavelength = np.linspace(6400.0, 6800.0, 400)
+    ivar = np.zeros(400)
+    ivar[200] = 1.0
+    result = preprocess(make_spectrum(wavelength, np.sin(wavelength / 10.0), ivar=ivar))
+    assert result.quality == Quality.OK
+
+
 def test_unmasked_spike_is_kept():
     result = preprocess(_spiked("none"))
     assert result.vector.max() == 1.0
     assert np.sum(result.vector > 0) <= 3  # the spike dominates the scaling
+
+
+# --- the bad-pixel rules on the real LAMOST files -------------------------------------
+
+def _real_lamost(manifest, profile=None):
+    return [row["file"] for row in manifest if row["file"].startswith("lamost/")
+            and profile in (None, row["halpha_profile"])]
+
+
+def test_real_emission_stars_keep_their_emission(real_data, manifest):
+    """The three real emission stars have ivar = 0 over their Hα cores; the
+    vector peaks at Hα as if there were no ivar at all."""
+    config = PreprocessConfig()
+    grid = config.grid()
+    files = _real_lamost(manifest, "emission")
+    assert len(files) == 3
+    for name in files:
+        spectrum = read_spectrum(real_data / name)
+        result = preprocess(spectrum, config)
+        assert result.ok, (name, result.reason)
+        assert abs(grid[np.argmax(result.vector)] - HALPHA_VACUUM) < config.step, name
+        assert np.median(result.vector) < -0.5, name  # a peak well above the continuum
+        without_ivar = dataclasses.replace(spectrum, ivar=None)
+        np.testing.assert_array_equal(preprocess(without_ivar, config).vector, result.vector)
+
+
+def test_real_files_with_ivar_zeroed_over_the_window_are_unusable(real_data, manifest):
+    config = PreprocessConfig()
+    for name in _real_lamost(manifest):
+        spectrum = read_spectrum(real_data / name)
+        ivar = spectrum.ivar.copy()
+        ivar[(spectrum.wavelength > config.wave_min - 5) & (spectrum.wavelength < config.wave_max + 5)] = 0
+        result = preprocess(dataclasses.replace(spectrum, ivar=ivar), config)
+        assert result.quality == Quality.ALL_BAD, name
+        assert "ivar > 0" in result.reason and "140 pixels" in result.reason
+
+
+def _read_rows(path, rows):
+    """The LAMOST reader's spectrum of ``path`` with its data rows replaced (in memory)."""
+    with fits.open(path) as hdul:
+        hdul[0].data = rows
+        return read_lamost_image(hdul, str(path))
+
+
+def test_real_or_masked_zero_ivar_pixel_is_interpolated(real_data):
+    """A pixel with ivar = 0 *and* an or-mask bit is a spike to interpolate over;
+    without the bit it would be kept like an emission core."""
+    path = real_data / "lamost/spec-56257-GAC089N38V2_sp01-001.fits"
+    with fits.open(path) as hdul:
+        data = hdul[0].data.astype(np.float64)
+    reference = preprocess(read_spectrum(path)).vector
+    i = int(np.argmin(np.abs(data[2] - 6600.0)))
+    data[0, i] *= 20.0  # a cosmic ray ...
+    data[1, i] = 0.0  # ... that the pipeline gave no weight
+    kept = _read_rows(path, data)
+    assert not kept.bad[i]
+    assert not np.allclose(preprocess(kept).vector, reference, atol=0.05)
+    data[4, i] = 64  # the or-mask bit the real DR2 files set on spikes
+    dropped = _read_rows(path, data)
+    assert dropped.bad[i]
+    np.testing.assert_allclose(preprocess(dropped).vector, reference, atol=0.05)
 
 
 # --- quality codes --------------------------------------------------------------------
@@ -236,6 +310,9 @@ def _quality_cases():
         "all masked": (make_spectrum(wavelength, flux, bad=np.ones(400, bool)), Quality.ALL_BAD),
         "all ivar 0, flux 0": (make_spectrum(wavelength, np.zeros(400), ivar=np.zeros(400)),
                                Quality.ALL_BAD),
+        "all ivar 0, real flux": (make_spectrum(wavelength, flux, ivar=np.zeros(400)),
+                                  Quality.ALL_BAD),
+        "ivar NaN": (make_spectrum(wavelength, flux, ivar=np.full(400, np.nan)), Quality.ALL_BAD),
         "75% bad": (make_spectrum(wavelength, flux, bad=mostly_bad), Quality.TOO_MANY_BAD),
         "blue only": (make_spectrum(np.linspace(4000, 6000, 400), flux), Quality.WINDOW_NOT_COVERED),
         "starts late": (make_spectrum(np.linspace(6550, 7000, 400), flux), Quality.WINDOW_NOT_COVERED),

@@ -77,8 +77,9 @@ def test_lamost_ids_wavelengths_coordinates_match_headers(real_data, manifest, k
         assert sky.separation(_designation_coord(spectrum.designation)) < 10 * u.arcsec
         assert spectrum.survey_class == header["CLASS"].strip()
         assert spectrum.resolving_power == pytest.approx(1800)
+        no_weight = data[1] <= 0
         np.testing.assert_array_equal(
-            spectrum.bad, ((data[1] <= 0) & (data[0] == 0)) | (data[3] != 0)
+            spectrum.bad, (no_weight & ((data[0] == 0) | (data[4] != 0))) | (data[3] != 0)
         )
 
 
@@ -180,12 +181,95 @@ def test_broken_files_raise_corrupt_file(real_data, tmp_path, content):
     assert str(path) in str(info.value)
 
 
-def test_inconsistent_wavelength_row_is_refused(real_data, tmp_path):
-    with fits.open(real_data / "lamost/spec-58397-EG014118N254444M01_sp03-031.fits") as hdul:
-        hdul[0].data[2] += 5.0
-        hdul.writeto(tmp_path / "shifted.fits")
-    with pytest.raises(CorruptFile, match="disagrees"):
-        read_spectrum(tmp_path / "shifted.fits")
+DR2_FILE = "lamost/spec-58397-EG014118N254444M01_sp03-031.fits"
+
+
+def _edited_copy(real_data, tmp_path, name, edit, source=DR2_FILE):
+    """A copy of a real LAMOST file after ``edit(hdu)``, written with astropy."""
+    with fits.open(real_data / source) as hdul:
+        edit(hdul[0])
+        hdul.writeto(tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("source", [DR2_FILE, "lamost/spec-56257-GAC089N38V2_sp01-001.fits"])
+def test_placeholder_crpix1_with_a_valid_wavelength_row_is_read(real_data, tmp_path, source):
+    """Real DR5 files carry CRPIX1 = -9999 next to a complete wavelength row."""
+
+    def placeholder(hdu):
+        hdu.header["CRPIX1"] = -9999
+
+    path = _edited_copy(real_data, tmp_path, "crpix.fits", placeholder, source)
+    assert fits.getheader(path)["CRPIX1"] == -9999
+    spectrum, original = read_spectrum(path), read_spectrum(real_data / source)
+    np.testing.assert_array_equal(spectrum.wavelength, original.wavelength)
+    np.testing.assert_array_equal(spectrum.flux, original.flux)
+    np.testing.assert_array_equal(spectrum.bad, original.bad)
+
+
+@pytest.mark.parametrize("garbage, message", [
+    (lambda w: w[::-1], "not strictly increasing"),
+    (lambda w: np.where(np.arange(w.size) == 100, np.nan, w), "not finite"),
+    (lambda w: np.zeros_like(w), "not strictly increasing"),
+    (lambda w: w / 10.0, "outside 3000–10500 Å"),  # nm, not Å
+    (lambda w: np.linspace(w[0], w[-1], w.size), "not log-linear"),
+], ids=["reversed", "nan", "zeros", "nanometres", "not-log-linear"])
+def test_garbage_wavelength_row_is_refused(real_data, tmp_path, garbage, message):
+    def spoil(hdu):
+        hdu.data[2] = garbage(hdu.data[2].astype(np.float64))
+
+    path = _edited_copy(real_data, tmp_path, "garbage.fits", spoil)
+    with pytest.raises(CorruptFile, match=f"wavelength row .*{message}") as info:
+        read_spectrum(path)
+    assert str(path) in str(info.value)
+
+
+def test_dr1_header_solution_is_checked_too(real_data, tmp_path):
+    """DR1 has no wavelength row: a placeholder CRPIX1 there is fatal."""
+
+    def placeholder(hdu):
+        hdu.header["CRPIX1"] = -9999
+
+    path = _edited_copy(real_data, tmp_path, "dr1.fits", placeholder,
+                        "lamost/bt-cmi-lamost.fits")
+    with pytest.raises(CorruptFile, match="header wavelength solution .* outside"):
+        read_spectrum(path)
+
+
+def _or_masked(real_data, manifest):
+    """(ivar > 0, bad) of every or-masked pixel of the real LAMOST files."""
+    weighted, bad = [], []
+    for row in manifest:
+        if row["file"].startswith("lamost/"):
+            spectrum = read_spectrum(real_data / row["file"])
+            ormask = fits.getdata(real_data / row["file"])[4]
+            weighted.append(spectrum.ivar[ormask != 0] > 0)
+            bad.append(spectrum.bad[ormask != 0])
+    return np.concatenate(weighted), np.concatenate(bad)
+
+
+def test_or_masked_pixels_are_bad_only_without_weight(real_data, manifest):
+    """63 or-masked pixels in 4 real files: the 24 with ivar = 0 are spikes, dips or
+    zeros (bad), the 39 with ivar > 0 agree with their neighbours (kept)."""
+    weighted, bad = _or_masked(real_data, manifest)
+    assert (weighted.size, int(weighted.sum())) == (63, 39)
+    np.testing.assert_array_equal(bad, ~weighted)
+
+
+def test_emission_cores_with_zero_ivar_are_kept(real_data, manifest):
+    """LAMOST zeroes ivar over strong Hα emission cores (11, 11 and 14 pixels in
+    the three real emission stars) and sets no mask bit there."""
+    sizes = []
+    for row in manifest:
+        if row["file"].startswith("lamost/") and row["halpha_profile"] == "emission":
+            spectrum = read_spectrum(real_data / row["file"])
+            offset = np.abs(spectrum.wavelength - 6564.6)
+            core = (offset < 15.0) & (spectrum.ivar == 0)
+            assert not spectrum.bad[core].any(), row["file"]
+            continuum = np.median(spectrum.flux[(offset > 20.0) & (offset < 40.0)])
+            assert spectrum.flux[core].min() > 1.1 * continuum, row["file"]
+            sizes.append(int(core.sum()))
+    assert sorted(sizes) == [11, 11, 14]
 
 
 def test_missing_file_raises_file_not_found(tmp_path):

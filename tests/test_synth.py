@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -10,11 +11,14 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from vo_al.preprocess import PreprocessConfig, Quality, preprocess
 from vo_al.spectra import SpectrumReadError, read_spectrum
+from vo_al.spectra.lamost import lamost_bad_pixels
 from vo_al.synth import TRUTH_COLUMNS, generate_survey, read_truth
 from vo_al.synth.ccd700_files import ccd700_file
 from vo_al.synth.corrupt import DEFECTS
 from vo_al.synth.fitsfile import Card
+from vo_al.synth.instruments import LAMOST_MASK
 from vo_al.synth.lamost_files import LAYOUTS as LAMOST_LAYOUTS
 from vo_al.synth.lamost_files import lamost_file
 from vo_al.synth.physics import C_KMS, HALPHA, air_to_vacuum
@@ -140,10 +144,10 @@ def test_lamost_wavelengths_masks_and_normalisation(survey, rows):
             if row["layout"].endswith("-table"):
                 cells = hdul["COADD"].data[0]
                 wave, ivar, andmask = cells["WAVELENGTH"], cells["IVAR"], cells["ANDMASK"]
-                normalised = cells["NORMALIZATION"]
+                ormask, normalised = cells["ORMASK"], cells["NORMALIZATION"]
             else:
                 data = hdul[0].data.astype(np.float64)
-                ivar, andmask = data[1], data[3]
+                ivar, andmask, ormask = data[1], data[3], data[4].astype(int)
                 wave, normalised = (None, data[2]) if "Subcontinuum" in hdul[0].header[
                     "EXTEN0"] else (data[2], None)
             expected = 10.0 ** (3.5682 + 1e-4 * np.arange(int(row["n_pixels"])))
@@ -151,7 +155,10 @@ def test_lamost_wavelengths_masks_and_normalisation(survey, rows):
                 assert np.max(np.abs(wave - expected)) < 0.01
             if normalised is not None:
                 assert abs(np.median(normalised[ivar > 0]) - 1.0) < 0.15
-            assert np.all(ivar[andmask != 0] == 0) and np.all(ivar[andmask == 0] > 0)
+            flagged = (ormask & LAMOST_MASK["OUTLIER"]) != 0
+            assert np.all(ivar[(andmask != 0) | flagged] == 0)
+            unmasked_zero = (ivar == 0) & (andmask == 0) & ~flagged  # emission cores only
+            assert row["class"] != "absorption" or not unmasked_zero.any(), row
             assert np.all(np.isfinite(ivar)) and (andmask != 0).sum() < 200
 
 
@@ -286,6 +293,81 @@ def test_hard_cases_leave_traces(rows):
             assert float(row["pcyg_v_kms"]) < 0 and float(row["pcyg_depth"]) > 0
         if row["kind"] == "shell":
             assert float(row["shell_depth"]) > 0 and row["class"] == "double-peak"
+
+
+OH_NEAR_HALPHA_AIR = (6553.617, 6568.779, 6577.284)  # Osterbrock et al. 1996
+
+
+def _lamost_kinds(kinds, n=150, fraction=0.0):
+    """LAMOST files 0 … n−1 of seed 7 whose star is of one of ``kinds``."""
+    made = (lamost_file(SURVEY["seed"], i, fraction) for i in range(n))
+    return [f for f in made if f.star.kind in kinds]
+
+
+def test_strong_emission_cores_have_zero_ivar_and_survive_preprocessing(survey, rows):
+    """Like the real pipeline: ivar = 0 over strong emission cores, flux kept; the
+    preprocessed vector still peaks at Hα."""
+    root, config, strong = survey[0], PreprocessConfig(), 0
+    for row in _good(rows, instrument="lamost"):
+        made = _regenerate(row)
+        obs = made.observation
+        core = (obs.ivar == 0) & (obs.andmask == 0) & ((obs.ormask & LAMOST_MASK["OUTLIER"]) == 0)
+        assert np.all(obs.model[core] >= 1.15), row
+        assert np.all(obs.flux[core] != 0.0), row  # the flux is kept
+        near, center = _halpha_window(row, made)
+        if obs.model[near].max() < 2.0:
+            continue
+        strong += 1
+        assert core[np.flatnonzero(near)[np.argmax(obs.model[near])]], row
+        assert 3 <= core[near].sum() <= 30, row
+        spectrum = read_spectrum(root / row["file"])
+        assert not spectrum.bad[core].any()
+        result = preprocess(spectrum, config)
+        assert result.ok, row
+        # double peaks are ≤ 650 km/s apart: either peak is within 10 Å of Hα
+        assert abs(config.grid()[np.argmax(result.vector)] - center) < 10.0, row
+    assert strong >= 3
+
+
+def test_spikes_are_sometimes_flagged_like_the_real_pipeline():
+    """Cosmic rays and sky residuals: in half the files the pipeline flags the
+    spike pixels (or-mask bit 64, ivar = 0, flux kept) and the reader drops them."""
+    flagged_files = unflagged_files = 0
+    for made in _lamost_kinds(("cosmic-ray", "sky-residual")):
+        obs = made.observation
+        flagged = (obs.ormask & LAMOST_MASK["OUTLIER"]) != 0
+        if not flagged.any():
+            unflagged_files += 1
+            continue
+        flagged_files += 1
+        assert np.all(obs.ivar[flagged] == 0) and np.all(obs.andmask[flagged] == 0)
+        assert np.all(obs.flux[flagged] != obs.noiseless[flagged])
+        assert lamost_bad_pixels(obs.ivar, obs.andmask, obs.ormask)[flagged].all()
+        if made.star.kind == "cosmic-ray":
+            hits = [float(w) for w in made.row["artefact_waves"].split(";")]
+            for wave in obs.wave[flagged]:
+                assert min(abs(wave - hit) for hit in hits) < 2.5, (wave, hits)
+    assert flagged_files >= 2 and unflagged_files >= 2
+
+
+def test_sky_residuals_sit_at_the_oh_lines_next_to_halpha():
+    oh = [float(air_to_vacuum(w)) for w in OH_NEAR_HALPHA_AIR]
+    files = _lamost_kinds(("sky-residual",))
+    assert files
+    for made in files:
+        waves = [float(w) for w in made.row["artefact_waves"].split(";")]
+        assert any(abs(w - line) < 0.06 for w in waves for line in oh), waves
+
+
+def test_synthetic_spectrum_without_ivar_in_the_window_is_unusable(survey, rows):
+    config = PreprocessConfig()
+    row = _good(rows, instrument="lamost")[0]
+    spectrum = read_spectrum(survey[0] / row["file"])
+    assert preprocess(spectrum, config).ok
+    inside = (spectrum.wavelength > config.wave_min - 5) & (spectrum.wavelength < config.wave_max + 5)
+    ivar = np.where(inside, 0.0, spectrum.ivar)
+    result = preprocess(dataclasses.replace(spectrum, ivar=ivar), config)
+    assert result.quality == Quality.ALL_BAD and "ivar > 0" in result.reason
 
 
 @pytest.mark.parametrize("value", [3.5682, 1e-4, 1.649e-05, -0.00017148, 2453518.43752315,

@@ -7,7 +7,10 @@ A :class:`~vo_al.spectra.record.Spectrum` becomes a fixed-length vector:
    LAMOST medium), using the VALD air/vacuum formula;
 3. check that the window is covered (to within one output step);
 4. cut a slice around the window with a margin for the blur;
-5. interpolate over bad pixels (``Spectrum.bad``) from their good neighbours;
+5. refuse a window with no usable pixel (all bad, or none with ivar > 0),
+   then interpolate over bad pixels (``Spectrum.bad``) from their good
+   neighbours; pixels with ivar = 0 but real flux are kept (LAMOST's zeroed
+   Hα emission cores);
 6. blur: ``"resolution"`` degrades the spectrum to the target resolving power
    (σ in Å from the two resolving powers, converted to native pixels),
    ``"fixed"`` is the paper's 7 px Gaussian on native pixels, applied only to
@@ -42,8 +45,10 @@ __all__ = [
     "PREPROCESS_VERSION",
 ]
 
-#: Bumped whenever a change to this module changes the vectors it produces.
-PREPROCESS_VERSION = 1
+#: Bumped whenever a change to this module (or to the bad-pixel rule of the
+#: readers it relies on) changes the vectors it produces. 2: LAMOST or-masked
+#: pixels with ivar = 0 are bad; a window without ivar > 0 is ALL_BAD.
+PREPROCESS_VERSION = 2
 
 #: FWHM of a Gaussian in units of its σ, 2·sqrt(2·ln 2).
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
@@ -84,7 +89,7 @@ QUALITY_REASONS = {
     Quality.OK: "",
     Quality.NO_WAVELENGTH: "no usable wavelength solution (missing, non-finite or not increasing)",
     Quality.WINDOW_NOT_COVERED: "the spectrum does not cover the wavelength window",
-    Quality.ALL_BAD: "every pixel in the window is bad (NaN, ivar = 0 or masked)",
+    Quality.ALL_BAD: "no usable pixel in the window (all NaN or masked, or none with ivar > 0)",
     Quality.FLAT_OR_ZERO: "the flux in the window is flat or zero",
     Quality.TOO_MANY_BAD: "too many bad pixels in the window",
 }
@@ -344,7 +349,8 @@ def _coverage(wavelength, to_vacuum, config: PreprocessConfig) -> str:
 
 
 def _window_slice(spectrum, config: PreprocessConfig, to_vacuum, margin: float):
-    """Working-medium wavelengths, flux and bad mask of the pixels within ``margin`` Å of the window."""
+    """Working-medium wavelengths, flux, bad mask and weight mask (ivar > 0, all
+    True without ivar) of the pixels within ``margin`` Å of the window."""
     wavelength = spectrum.wavelength
     i0 = max(int(np.searchsorted(wavelength, config.wave_min - margin)) - 1, 0)
     i1 = int(np.searchsorted(wavelength, config.wave_max + margin)) + 1
@@ -352,16 +358,24 @@ def _window_slice(spectrum, config: PreprocessConfig, to_vacuum, margin: float):
     bad = ~np.isfinite(flux)
     if spectrum.bad is not None:
         bad |= spectrum.bad[i0:i1]
-    return _convert(wavelength[i0:i1], to_vacuum), flux, bad
+    weighted = np.ones(flux.size, bool) if spectrum.ivar is None else spectrum.ivar[i0:i1] > 0
+    return _convert(wavelength[i0:i1], to_vacuum), flux, bad, weighted
 
 
-def _check_bad(wave, bad, config: PreprocessConfig) -> Preprocessed | None:
-    """ALL_BAD / TOO_MANY_BAD result when the window has too few good pixels, else None."""
+def _check_bad(wave, bad, weighted, config: PreprocessConfig) -> Preprocessed | None:
+    """ALL_BAD / TOO_MANY_BAD result when the window has too few good pixels, else None.
+
+    Pixels with ivar = 0 but real flux count as good (LAMOST's zeroed emission
+    cores), but at least one good pixel of the window must have ivar > 0.
+    """
     inside = (wave >= config.wave_min) & (wave <= config.wave_max)
     n_bad, n_inside = int(np.count_nonzero(bad & inside)), int(np.count_nonzero(inside))
     detail = f"{n_bad} of {n_inside} pixels in the window"
     if bad.all() or (n_inside and n_bad == n_inside):
         return _fail(config, Quality.ALL_BAD, detail)
+    if n_inside and not np.any(weighted & ~bad & inside):
+        return _fail(config, Quality.ALL_BAD, f"none of the {n_inside} pixels in the window "
+                                              "has ivar > 0")
     if n_bad > config.max_bad_fraction * n_inside:
         return _fail(config, Quality.TOO_MANY_BAD, detail)
     return None
@@ -393,8 +407,8 @@ def preprocess(spectrum, config: PreprocessConfig = PreprocessConfig()) -> Prepr
     Parameters
     ----------
     spectrum : vo_al.spectra.record.Spectrum
-        Needs ``wavelength``, ``flux``, ``medium``, ``bad`` and
-        ``resolving_power``.
+        Needs ``wavelength``, ``flux``, ``medium``, ``bad``, ``ivar`` (None
+        when unknown) and ``resolving_power``.
     config : PreprocessConfig
 
     Returns
@@ -415,8 +429,8 @@ def preprocess(spectrum, config: PreprocessConfig = PreprocessConfig()) -> Prepr
     mean_step = (wavelength[-1] - wavelength[0]) / (wavelength.size - 1)
     sigma = _blur_sigma(spectrum, config, mean_step)
     margin = _TRUNCATE * sigma + config.step + 2.0 * mean_step + 5.0  # 5 Å > any air/vacuum shift
-    wave, flux, bad = _window_slice(spectrum, config, to_vacuum, margin)
-    failure = _check_bad(wave, bad, config)
+    wave, flux, bad, weighted = _window_slice(spectrum, config, to_vacuum, margin)
+    failure = _check_bad(wave, bad, weighted, config)
     if failure is not None:
         return failure
     flux = _fill_bad(wave, flux, bad)

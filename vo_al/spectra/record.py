@@ -35,12 +35,15 @@ class Spectrum:
         has no error information.
     bad : ndarray of bool or None
         Per-pixel mask of flux values that must not be used (True = bad).
-        The given mask (e.g. LAMOST's and-mask) is widened to non-finite flux
-        and to pixels with ``ivar == 0`` *and* zero flux. A pixel with
-        ``ivar == 0`` but real flux is kept: LAMOST's pipeline zeroes ivar over
-        the cores of strong Hα emission lines (all three real LAMOST emission
-        stars in shared/data/real), and masking those would erase the very
-        feature vo-al looks for.
+        The reader's mask (LAMOST: the and-mask, and the or-mask where
+        ivar = 0, see :func:`vo_al.spectra.lamost.lamost_bad_pixels`) is
+        widened to non-finite flux and to pixels with ``ivar == 0`` *and*
+        zero flux. A pixel with ``ivar == 0``, real flux and no mask bit is
+        kept: LAMOST's pipeline zeroes ivar over the cores of strong Hα
+        emission lines (all three real LAMOST emission stars in
+        shared/data/real), and masking those would erase the very feature
+        vo-al looks for. Preprocessing still refuses a window in which no
+        pixel has ivar > 0 (see ``docs/preprocessing.md``).
     designation, object_name, instrument : str or None
         Catalogue designation, target name and instrument.
     ra, dec : float

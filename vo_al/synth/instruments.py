@@ -4,7 +4,10 @@
 into the arrays one file holds (an :class:`Observation`). The star's
 normalised spectrum comes from :mod:`vo_al.synth.physics`; here it is put on
 a continuum, seen through telluric and interstellar absorption, sky lines
-and noise, and given the instrument's artefacts.
+and noise, and given the instrument's artefacts. LAMOST files also get the
+pipeline's habits seen in the real files: ivar = 0 over the core of strong
+emission lines (flux kept), and, in half the files with cosmic rays or sky
+residuals, those spikes flagged in the or-mask with ivar = 0.
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ LAMOST_R = 1800.0
 CCD700_R = 13_000.0
 LAMOST_CRVAL1 = 3.5682
 LAMOST_CD1_1 = 1e-4
-#: LAMOST pipeline pixel-mask bits.
+#: LAMOST pipeline pixel-mask bits: the six the data releases document, and
+#: 64, undocumented (the name is ours), which the real DR2 (v2.7.5) files set
+#: on sky-line and spike pixels, with ivar = 0 where the value is unusable.
 LAMOST_MASK = {"BADCCD": 1, "BADPROFILE": 2, "NOSKY": 4, "BRIGHTSKY": 8, "BADCENTER": 16,
-               "NODATA": 32}
+               "NODATA": 32, "OUTLIER": 64}
 #: Pixel counts of real LAMOST files and how often they occur.
 _LAMOST_LENGTHS = ((3909, 0.7), (3906, 0.1), (3899, 0.1), (3890, 0.1))
 #: CCD700 set-ups: pixel scale (Å/px), first-pixel range (Å, air) and pixel
@@ -66,18 +71,34 @@ _TELLURIC_BANDS = (
 #: depth per magnitude of E(B−V).
 _ISM = ((4429.3, 6.0, 0.08), (5782.1, 1.0, 0.06), (5798.8, 0.5, 0.04), (6285.6, 2.0, 0.10),
         (6615.4, 0.5, 0.04), (5891.58, 0.15, 0.6), (5897.56, 0.15, 0.5))
-#: Night-sky emission lines (vacuum Å) and brightness (1 ≈ the sky continuum
-#: noise at Hα); the three next to Hα are OH lines.
-_SKY_LINES = ((5578.9, 3.0), (5891.6, 0.8), (5897.6, 0.6), (6302.0, 1.5), (6365.5, 0.5),
-             (6555.4, 0.3), (6570.6, 0.3), (6579.0, 0.3), (6865.9, 0.8), (7343.0, 0.8),
-             (7915.9, 1.0), (8346.9, 1.2), (8401.6, 1.0), (8432.4, 1.0), (8829.9, 1.2),
-             (8888.6, 1.0))
+#: Night-sky emission lines: air wavelength (Å; [O I] 5577/6300/6364, Na D,
+#: and OH lines of the Osterbrock et al. 1996 sky atlas, the three next to Hα
+#: included) and brightness (1 ≈ the sky continuum noise at Hα).
+_SKY_LINES_AIR = ((5577.338, 3.0), (5889.953, 0.8), (5895.923, 0.6), (6300.304, 1.5),
+                  (6363.776, 0.5), (6553.617, 0.3), (6568.779, 0.3), (6577.284, 0.3),
+                  (6863.955, 0.8), (7340.885, 0.8), (7913.708, 1.0), (8344.602, 1.2),
+                  (8399.170, 1.0), (8430.174, 1.0), (8827.096, 1.2), (8885.850, 1.0))
+#: The same lines at their vacuum wavelengths (Å), where LAMOST sees them.
+_SKY_LINES = tuple((float(physics.air_to_vacuum(air)), height) for air, height in _SKY_LINES_AIR)
 _TELLURIC_SEED = 6_867
 #: Photometric bands for the LAMOST S/N keys (Å).
 _BANDS = (("U", 3700.0, 4000.0), ("G", 4000.0, 5500.0), ("R", 5600.0, 6900.0),
           ("I", 6900.0, 8300.0), ("Z", 8300.0, 9100.0))
 #: Hα region kept free of masked pixels so that the class stays visible.
 _HALPHA_CLEAR = (6500.0, 6650.0)
+#: LAMOST zeroes ivar, keeping the flux, over the core of strong emission: in
+#: the three real emission files Hα peaks of 2.5, 3.5 and 6.5 × the continuum
+#: lose 11, 11 and 14 pixels, those above ≈1.15 × the continuum, while Hβ at
+#: 1.5× and the Ca II / O I lines at 1.2–1.4× keep their ivar. Runs of the
+#: normalised model above ``_CORE_LEVEL`` that peak at ``_CORE_PEAK`` or more
+#: get ivar = 0.
+_CORE_LEVEL = 1.15
+_CORE_PEAK = 2.0
+#: Share of LAMOST files whose cosmic-ray / sky-residual spikes the pipeline
+#: flags (or-mask OUTLIER, ivar = 0, flux kept); spikes of a sky residual are
+#: its pixels beyond ``_SPIKE_SIGMAS`` σ of the noise.
+_FLAG_SPIKES = 0.5
+_SPIKE_SIGMAS = 3.0
 
 
 @dataclass
@@ -224,8 +245,16 @@ def _stellar_model(instrument, star, loglam_pixels, rv_obs):
 
 
 def _cosmic_rays(rng, wave, continuum, flux, near_halpha):
-    """Add 1–3 spikes of 1–2 pixels; the first lands near Hα when asked."""
-    waves = []
+    """Add 1–3 spikes of 1–2 pixels; the first lands near Hα when asked.
+
+    Returns
+    -------
+    truth : dict
+        ``n_cosmic`` and ``artefact_waves``.
+    hit : list of int
+        The pixels the spikes landed on.
+    """
+    waves, hit = [], []
     for k in range(int(rng.integers(1, 4))):
         if k == 0 and near_halpha:
             target = HALPHA + rng.uniform(-15.0, 15.0)
@@ -234,10 +263,12 @@ def _cosmic_rays(rng, wave, continuum, flux, near_halpha):
             i = int(rng.integers(0, wave.size - 1))
         height = rng.uniform(0.5, 4.0) * continuum[i]
         flux[i] += height
+        hit.append(i)
         if rng.random() < 0.5:
             flux[i + 1] += rng.uniform(0.3, 1.0) * height
+            hit.append(i + 1)
         waves.append(f"{wave[i]:.2f}")
-    return {"n_cosmic": len(waves), "artefact_waves": ";".join(waves)}
+    return {"n_cosmic": len(waves), "artefact_waves": ";".join(waves)}, hit
 
 
 def _sky_residuals(rng, wave_vac, sigma_lsf, scale):
@@ -291,6 +322,43 @@ def _lamost_masks(rng, wave):
     return andmask
 
 
+def _emission_cores(model: np.ndarray) -> np.ndarray:
+    """Pixels of the runs where ``model`` ≥ ``_CORE_LEVEL`` that peak at ≥ ``_CORE_PEAK``."""
+    above = np.r_[False, model >= _CORE_LEVEL, False]
+    edges = np.flatnonzero(above[1:] != above[:-1])
+    core = np.zeros(model.size, dtype=bool)
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if model[start:stop].max() >= _CORE_PEAK:
+            core[start:stop] = True
+    return core
+
+
+def _lamost_artefacts(rng, star, wave, continuum, flux, sigma_flux, level):
+    """Add the star kind's sky residual or cosmic rays to ``flux`` (in place).
+
+    Returns
+    -------
+    truth : dict
+        The artefacts' truth values.
+    flagged : ndarray of bool
+        Spike pixels the pipeline flags (in ``_FLAG_SPIKES`` of the files
+        that have spikes).
+    """
+    spikes = np.zeros(wave.size, dtype=bool)
+    truth = {}
+    if star.kind == "sky-residual":
+        _, _, _, sigma = _atmosphere("lamost")
+        residual, truth = _sky_residuals(rng, wave, sigma, level)
+        flux += residual
+        spikes |= np.abs(residual) > _SPIKE_SIGMAS * sigma_flux
+    if star.kind == "cosmic-ray":
+        truth, hit = _cosmic_rays(rng, wave, continuum, flux, rng.random() < 0.6)
+        spikes[hit] = True
+    if spikes.any() and rng.random() < _FLAG_SPIKES:
+        return truth, spikes
+    return truth, np.zeros(wave.size, dtype=bool)
+
+
 def observe_lamost(rng: np.random.Generator, star: Star) -> Observation:
     """A LAMOST low-resolution observation of ``star``.
 
@@ -303,12 +371,13 @@ def observe_lamost(rng: np.random.Generator, star: Star) -> Observation:
     Returns
     -------
     Observation
-        Vacuum wavelengths on the log-linear LAMOST grid, R = 1800.
+        Vacuum wavelengths on the log-linear LAMOST grid, R = 1800. ivar is
+        0 over and-masked pixels, strong emission cores (flux kept) and
+        flagged spikes (or-mask OUTLIER, flux kept).
     """
     lengths, weights = zip(*_LAMOST_LENGTHS)
     wave = lamost_wavelength(int(rng.choice(lengths, p=weights)))
     loglam = np.log(wave)
-    _, _, _, sigma = _atmosphere("lamost")
     model, truth = _stellar_model("lamost", star, loglam, star.rv)
     ebv = float(min(rng.exponential(0.25), 1.5))
     model *= _foreground("lamost", loglam, float(rng.uniform(1.0, 1.8)), ebv)
@@ -322,16 +391,13 @@ def observe_lamost(rng: np.random.Generator, star: Star) -> Observation:
     sigma_flux = (level / star.snr) * np.sqrt(photons) * edge
     flux = clean + sigma_flux * rng.standard_normal(wave.size)
     truth.update(ebv=ebv, rv_obs_kms=star.rv)
-    if star.kind == "sky-residual":
-        residual, extra = _sky_residuals(rng, wave, sigma, level)
-        flux += residual
-        truth.update(extra)
-    if star.kind == "cosmic-ray":
-        truth.update(_cosmic_rays(rng, wave, continuum, flux, rng.random() < 0.6))
+    extra, flagged = _lamost_artefacts(rng, star, wave, continuum, flux, sigma_flux, level)
+    truth.update(extra)
     andmask = _lamost_masks(rng, wave)
-    ormask = andmask | np.where(sky > 2.0, LAMOST_MASK["BRIGHTSKY"], 0).astype(np.int32)
+    ormask = (andmask | np.where(sky > 2.0, LAMOST_MASK["BRIGHTSKY"], 0)
+              | np.where(flagged, LAMOST_MASK["OUTLIER"], 0)).astype(np.int32)
     ivar = 1.0 / sigma_flux**2
-    ivar[andmask != 0] = 0.0
+    ivar[(andmask != 0) | flagged | _emission_cores(model)] = 0.0
     flux[(andmask & LAMOST_MASK["NODATA"]) != 0] = 0.0
     good = ivar > 0
     header = {f"SNR{band}": _median_snr(clean, sigma_flux, good & (wave >= lo) & (wave < hi))
@@ -389,7 +455,7 @@ def observe_ccd700(rng: np.random.Generator, star: Star, era: str, layout: str) 
         flux += residual
         truth.update(extra)
     if star.kind == "cosmic-ray":
-        truth.update(_cosmic_rays(rng, wave_vac, continuum, flux, rng.random() < 0.6))
+        truth.update(_cosmic_rays(rng, wave_vac, continuum, flux, rng.random() < 0.6)[0])
     normaliser = continuum * (1.0 + rng.normal(0.0, 0.005) * x)
     return Observation(wave=wave, flux=flux, continuum=normaliser, model=model,
                        noiseless=clean, truth=truth,
