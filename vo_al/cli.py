@@ -82,6 +82,8 @@ def _print_summary(summary: dict):
 def _cmd_synth(args) -> int:
     from .synth import generate_survey
 
+    if getattr(args, "pool", False):
+        return _cmd_synth_pools(args)
     bar = _Progress("synth", "file")
     try:
         report = generate_survey(
@@ -89,6 +91,34 @@ def _cmd_synth(args) -> int:
             emission_fraction=args.emission_fraction, corrupt=args.corrupt,
             workers=args.workers, progress=bar,
         )
+    finally:
+        bar.close()
+    print(report.summary())
+    return 0
+
+
+def _cmd_synth_pools(args) -> int:
+    """``vo-al synth --pool``: the survey straight into pool.h5, train.h5, truth.csv."""
+    from .pool import InputsChangedError, PoolExistsError
+    from .preprocess import PreprocessConfig
+    from .synth import generate_pools
+
+    if args.corrupt:
+        print("vo-al synth: --corrupt needs files; it cannot be combined with --pool",
+              file=sys.stderr)
+        return 2
+    config = PreprocessConfig(wave_min=args.wave_min, wave_max=args.wave_max,
+                              n_points=args.points, blur=args.blur)
+    bar = _Progress("synth", "spectrum")
+    try:
+        report = generate_pools(
+            args.outdir, n_lamost=args.lamost, n_ondrejov=args.ondrejov, seed=args.seed,
+            emission_fraction=args.emission_fraction, workers=args.workers, config=config,
+            shard_rows=args.shard_rows, overwrite=args.overwrite, progress=bar,
+        )
+    except (PoolExistsError, InputsChangedError, ValueError) as exc:
+        print(f"vo-al synth: {exc}", file=sys.stderr)
+        return 2
     finally:
         bar.close()
     print(report.summary())
@@ -549,6 +579,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of LAMOST spectra with Hα emission (real DR2: 0.003)")
     p.add_argument("--corrupt", type=int, default=0, help="broken files to add")
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--pool", "--hdf5", action="store_true",
+                   help="write OUTDIR/pool.h5 (LAMOST), OUTDIR/train.h5 (Ondřejov, labelled) "
+                        "and truth.csv directly, as `vo-al ingest` would build them; no FITS")
+    p.add_argument("--wave-min", type=float, default=6519.0, help="with --pool")
+    p.add_argument("--wave-max", type=float, default=6732.0, help="with --pool")
+    p.add_argument("--points", type=int, default=140, help="with --pool")
+    p.add_argument("--blur", choices=("resolution", "fixed", "none"), default="resolution",
+                   help="with --pool")
+    p.add_argument("--shard-rows", type=int, default=4096,
+                   help="with --pool: spectra per resumable shard")
+    p.add_argument("--overwrite", action="store_true", help="with --pool: replace the pools")
     p.set_defaults(func=_cmd_synth)
 
     p = commands.add_parser("ingest", help="build an HDF5 pool from spectrum files")

@@ -13,6 +13,12 @@ shard being written:
    (written as ``POOL.h5.tmp`` and renamed), duplicate ids are dropped,
    labels attached, and ``POOL.rejected.csv`` written; then the shards go.
 
+The per-item step is pluggable: :func:`write_shards` takes a *record
+maker* (``item -> (Spectrum, extra)``); :func:`ingest` passes file paths
+and :func:`read_file_record`, ``vo-al synth --pool`` generator indices and
+:class:`vo_al.synth.pools.SynthRecords`. Everything else (preprocessing,
+shards, consolidation, attributes, id hashing) is shared.
+
 Memory does not grow with the number of files, except for 8 bytes per
 spectrum of id hashes used to refuse duplicate ids (33 MB for 4.1 M).
 The layout of the file is documented in ``docs/pool-format.md``.
@@ -50,6 +56,10 @@ __all__ = [
     "rejected_csv_path",
     "PoolReader",
     "hash_ids",
+    "read_file_record",
+    "write_shards",
+    "consolidate",
+    "parts_path",
 ]
 
 POOL_FORMAT_VERSION = 1
@@ -98,24 +108,41 @@ def rejected_csv_path(pool_path) -> Path:
 # Stage 1: workers
 
 
-def _process_batch(paths: list[str], config_attrs: dict) -> list[tuple]:
-    """Read and preprocess ``paths``; one result tuple per path, never raises."""
+def read_file_record(path: str):
+    """The record maker of :func:`ingest`: read the spectrum file at ``path``.
+
+    A record maker turns one input item (a string) into ``(spectrum,
+    extra)``: the :class:`~vo_al.spectra.Spectrum` as a reader gives it, and
+    a string kept verbatim in the shards and handed to the ``extra_sink`` of
+    :func:`consolidate` (``""`` here). It raises
+    :class:`~vo_al.spectra.SpectrumReadError` or ``OSError`` for an item that
+    cannot be read; that item is then listed as rejected. It must be
+    picklable (a module-level function or an instance of a module-level
+    class) to run in worker processes.
+    """
+    return read_spectrum(path), ""
+
+
+def _process_batch(items: list[str], config_attrs: dict,
+                   make_record: Callable = read_file_record) -> list[tuple]:
+    """Make and preprocess the records of ``items``; one result tuple per item, never raises."""
     config = PreprocessConfig.from_attrs(config_attrs)
     results = []
-    for path in paths:
+    for item in items:
         try:
-            spectrum = read_spectrum(path)
+            spectrum, extra = make_record(item)
         except (SpectrumReadError, OSError) as exc:
             reason = exc.reason if isinstance(exc, SpectrumReadError) else str(exc)
-            results.append(("rejected", path, reason))
+            results.append(("rejected", item, reason))
             continue
         except Exception as exc:  # a reader bug must not stop a 4-million-file run
-            results.append(("rejected", path, f"unexpected {type(exc).__name__}: {exc}"))
+            results.append(("rejected", item, f"unexpected {type(exc).__name__}: {exc}"))
             continue
         done = preprocess(spectrum, config)
         results.append((
-            "ok", path, spectrum.id, spectrum.designation or spectrum.object_name or "",
+            "ok", item, spectrum.id, spectrum.designation or spectrum.object_name or "",
             spectrum.ra, spectrum.dec, int(done.quality), done.reason, done.vector,
+            spectrum.source, extra,
         ))
     return results
 
@@ -125,17 +152,18 @@ def _batches(paths: Iterator[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def _run_batches(batches, config_attrs, workers) -> Iterator[list[tuple]]:
+def _run_batches(batches, config_attrs, workers,
+                 make_record: Callable = read_file_record) -> Iterator[list[tuple]]:
     """Results of every batch, in input order, with a bounded number in flight."""
     if workers <= 1:
         for batch in batches:
-            yield _process_batch(batch, config_attrs)
+            yield _process_batch(batch, config_attrs, make_record)
         return
     context = multiprocessing.get_context("spawn")  # safe beside threads (GUI, torch)
     with ProcessPoolExecutor(workers, mp_context=context) as executor:
         pending = []
         for batch in batches:
-            pending.append(executor.submit(_process_batch, batch, config_attrs))
+            pending.append(executor.submit(_process_batch, batch, config_attrs, make_record))
             if len(pending) >= 4 * workers:
                 yield pending.pop(0).result()
         for future in pending:
@@ -163,7 +191,7 @@ def _write_shard(parts: Path, number: int, paths: list[str], results: list[tuple
     arrays = {
         "fingerprint": np.array(_fingerprint(paths)),
         "n_inputs": np.array(len(paths)),
-        "source": np.array([r[1] for r in ok], dtype=str),
+        "source": np.array([r[9] for r in ok], dtype=str),
         "id": np.array([r[2] for r in ok], dtype=str),
         "designation": np.array([r[3] for r in ok], dtype=str),
         "ra": np.array([r[4] for r in ok], dtype=np.float64),
@@ -171,6 +199,7 @@ def _write_shard(parts: Path, number: int, paths: list[str], results: list[tuple
         "quality": np.array([r[6] for r in ok], dtype=np.uint8),
         "reason": np.array([r[7] for r in ok], dtype=str),
         "spectra": np.array([r[8] for r in ok], dtype=np.float32).reshape(len(ok), -1),
+        "extra": np.array([r[10] for r in ok], dtype=str),
         "rejected_path": np.array([r[1] for r in rejected], dtype=str),
         "rejected_reason": np.array([r[2] for r in rejected], dtype=str),
     }
@@ -263,9 +292,38 @@ def _label_codes(labels: LabelTable | None, class_names, ids, sources) -> np.nda
     return codes
 
 
-def _consolidate(parts: Path, out: Path, config: PreprocessConfig, labels, report):
-    """Stream the shards into the final HDF5 file and the rejected CSV."""
-    class_names = labels.class_names() if labels is not None else None
+def consolidate(parts, out, config: PreprocessConfig = PreprocessConfig(),
+                labels: LabelTable | None = None, report: IngestReport | None = None,
+                class_names: list[str] | None = None,
+                extra_sink: Callable[[np.ndarray], None] | None = None) -> IngestReport:
+    """Stage 2: stream the shards in ``parts`` into ``out`` and its rejected CSV.
+
+    ``out`` is written as ``out.tmp`` and renamed, so it only ever appears
+    complete. The shards are left in place (the caller removes them once
+    everything it builds from them is done).
+
+    Parameters
+    ----------
+    parts : path-like
+        The shard folder filled by :func:`write_shards`.
+    out : path-like
+        The pool file.
+    config : PreprocessConfig
+        The settings the shards were made with (stored as attributes).
+    labels : LabelTable, optional
+        Adds the ``label`` dataset: ``labels.lookup(id, source)``.
+    report : IngestReport, optional
+        Counts are added to it; a new one is made by default.
+    class_names : list of str, optional
+        The ``class_names`` attribute; default ``labels.class_names()``.
+    extra_sink : callable, optional
+        Called with each shard's ``extra`` strings (one per spectrum read,
+        duplicates included, in input order).
+    """
+    parts, out = Path(parts), Path(out)
+    report = IngestReport(pool=str(out)) if report is None else report
+    if labels is not None and class_names is None:
+        class_names = labels.class_names()
     temporary = out.with_name(out.name + ".tmp")
     csv_path = rejected_csv_path(out)
     csv_temporary = csv_path.with_name(csv_path.name + ".tmp")
@@ -276,10 +334,13 @@ def _consolidate(parts: Path, out: Path, config: PreprocessConfig, labels, repor
         _create_datasets(h5, config.n_points, labels is not None)
         for shard_path in _shard_files(parts):
             shard = _load_shard(shard_path)
+            if extra_sink is not None:
+                extra_sink(shard.get("extra", np.full(len(shard["id"]), "")))
             _consolidate_shard(h5, writer, shard, index, labels, class_names, report)
         _write_attributes(h5, config, class_names, report)
     os.replace(csv_temporary, csv_path)
     os.replace(temporary, out)
+    return report
 
 
 def _consolidate_shard(h5, writer, shard, index, labels, class_names, report):
@@ -372,21 +433,73 @@ def ingest(
     """
     started = time.perf_counter()
     out = Path(out)
-    parts = out.with_name(out.name + ".parts")
+    parts = parts_path(out)
     if out.exists() and not parts.exists() and not overwrite:
         raise PoolExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    report = IngestReport(pool=str(out))
+    report.resumed_inputs = write_shards(
+        iter_input_paths(inputs), parts, total=count_input_paths(inputs), workers=workers,
+        config=config, shard_rows=shard_rows, progress=progress)
+    consolidate(parts, out, config, labels, report)
+    shutil.rmtree(parts)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def parts_path(out) -> Path:
+    """``POOL.h5`` → ``POOL.h5.parts``, the shard folder of an unfinished build."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
+def write_shards(items, parts, make_record: Callable = read_file_record,
+                 total: int | None = None, workers: int | None = None,
+                 config: PreprocessConfig = PreprocessConfig(), shard_rows: int = 4096,
+                 progress: Callable[[int, int], None] | None = None) -> int:
+    """Stage 1: make and preprocess every item's record into shards, resuming.
+
+    Parameters
+    ----------
+    items : iterable of str
+        The inputs in order (file paths for :func:`ingest`); their sequence
+        is fingerprinted per shard so that a resumed run with other inputs
+        is refused.
+    parts : path-like
+        The shard folder (created; shards already there are kept and skipped).
+    make_record : callable
+        ``make_record(item) -> (Spectrum, extra)``, picklable; see
+        :func:`read_file_record`, the default.
+    total : int, optional
+        Number of items, for ``progress``.
+    workers : int, optional
+        Worker processes; default all cores. 1 runs in this process.
+    config : PreprocessConfig
+    shard_rows : int
+        Items per shard: the most a kill can lose.
+    progress : callable, optional
+        ``progress(items_done, total)`` after each shard.
+
+    Returns
+    -------
+    int
+        Items found already done in earlier shards.
+
+    Raises
+    ------
+    InputsChangedError
+        The shards there came from other items.
+    """
+    parts = Path(parts)
     parts.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
-    total = count_input_paths(inputs)
-    paths = iter_input_paths(inputs)
-    report = IngestReport(pool=str(out))
-    report.resumed_inputs = done = _skip_done(parts, paths)
+    items = iter(items)
+    resumed = done = _skip_done(parts, items)
     number = len(_shard_files(parts))
     if progress:
         progress(done, total)
     shard: list[tuple] = []
-    batches = _batches(paths, min(_BATCH, shard_rows))
-    for results in _run_batches(batches, config.to_attrs(), workers):
+    batches = _batches(items, min(_BATCH, shard_rows))
+    for results in _run_batches(batches, config.to_attrs(), workers, make_record):
         shard.extend(results)
         if len(shard) >= shard_rows:
             _write_shard(parts, number, [r[1] for r in shard], shard)
@@ -397,10 +510,7 @@ def ingest(
         _write_shard(parts, number, [r[1] for r in shard], shard)
         if progress:
             progress(done + len(shard), total)
-    _consolidate(parts, out, config, labels, report)
-    shutil.rmtree(parts)
-    report.seconds = time.perf_counter() - started
-    return report
+    return resumed
 
 
 # --------------------------------------------------------------------------

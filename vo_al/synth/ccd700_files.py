@@ -19,7 +19,8 @@ from .instruments import Observation, observe_ccd700
 from .stars import ONDREJOV_MIX, ONDREJOV_RANGES, class_for, draw_star, file_rng
 from .truth import SynthFile, star_columns
 
-__all__ = ["STREAM", "LAYOUTS", "era_and_layout", "Exposure", "exposure", "ccd700_file"]
+__all__ = ["STREAM", "LAYOUTS", "era_and_layout", "Exposure", "exposure", "ccd700_file",
+           "ccd700_spectrum"]
 
 STREAM = 2
 _NIGHT_STREAM = 12
@@ -201,18 +202,73 @@ def ccd700_file(seed: int, index: int) -> SynthFile:
     -------
     SynthFile
     """
+    rng, star, layout, shot, obs = _parts(seed, index)
+    if layout == LAYOUTS[0]:
+        data = image_hdu(obs.flux.astype(">f4"), _iraf_cards(shot, obs, rng), extend=False)
+    else:
+        data = _ssap_hdus(shot, obs)
+    return SynthFile(f"{shot.name}.fits", fits_bytes(data), _truth_row(star, layout, shot, obs),
+                     star, obs)
+
+
+def _parts(seed: int, index: int):
     rng = file_rng(seed, STREAM, index)
     star = draw_star(rng, class_for(seed, STREAM, index, ONDREJOV_MIX), "ondrejov",
                      ONDREJOV_RANGES)
     era, layout = era_and_layout(index)
     shot = exposure(seed, index, era, rng)
     obs = observe_ccd700(rng, star, era, "iraf" if layout == LAYOUTS[0] else "ssap")
+    return rng, star, layout, shot, obs
+
+
+def _truth_row(star, layout: str, shot: Exposure, obs: Observation) -> dict:
+    return {"id": shot.name, "layout": layout, "instrument": "ondrejov", "medium": "air",
+            "gzip": 0, "ra": round(shot.ra, 6), "dec": round(shot.dec, 6),
+            "object": shot.object, **star_columns(star, obs)}
+
+
+def ccd700_spectrum(seed: int, index: int, source: str = ""):
+    """CCD700 spectrum ``index`` as the reader would give it, without writing FITS.
+
+    The same star and observation as :func:`ccd700_file`. IRAF image: flux
+    rounded to float32, air wavelengths CRVAL1 + CDELT1·i from the header
+    values, position parsed from the sexagesimal header strings; SSAP table:
+    float64 air wavelengths and normalised flux, position in degrees. Ids are
+    the reader's (FILENAME stem, last part of DS_IDPUB: both the exposure
+    name).
+
+    Parameters
+    ----------
+    seed, index : int
+    source : str
+        Stored as ``Spectrum.source`` (there is no file).
+
+    Returns
+    -------
+    spectrum : vo_al.spectra.Spectrum
+    row : dict
+        The truth.csv row of the file (``file`` included, relative to OUTDIR).
+    """
+    from ..spectra.ondrejov import CCD700_RESOLVING_POWER, _sexagesimal
+    from ..spectra.record import AIR, Spectrum
+
+    _rng, star, layout, shot, obs = _parts(seed, index)
     if layout == LAYOUTS[0]:
-        data = image_hdu(obs.flux.astype(">f4"), _iraf_cards(shot, obs, rng), extend=False)
+        flux = obs.flux.astype(">f4").astype(np.float64)
+        start, step = float(obs.wave[0]), float(obs.wave[1] - obs.wave[0])
+        wave = start + step * (np.arange(flux.size, dtype=np.float64) + 1.0 - 1.0)
+        ra_text, dec_text = names.sexagesimal(shot.ra, shot.dec, plus_sign=False)
+        ra, dec = _sexagesimal(ra_text, "hourangle"), _sexagesimal(dec_text, "deg")
+        kind = "ccd700-iraf"
     else:
-        data = _ssap_hdus(shot, obs)
-    row = {"id": shot.name, "layout": layout, "instrument": "ondrejov", "medium": "air",
-           "gzip": 0, "ra": round(shot.ra, 6), "dec": round(shot.dec, 6),
-           "object": shot.object, **star_columns(star, obs)}
-    return SynthFile(f"{shot.name}.fits", fits_bytes(data), row, star, obs)
+        wave = obs.wave.astype(">f8").astype(np.float64)
+        flux = (obs.flux / obs.continuum).astype(">f8").astype(np.float64)
+        ra, dec, kind = float(shot.ra), float(shot.dec), "ccd700-sdm"
+    spectrum = Spectrum(
+        wavelength=wave, flux=flux, medium=AIR, format=kind, source=source, id=shot.name,
+        object_name=shot.object, designation=shot.object, ra=ra, dec=dec,
+        instrument="Ondrejov 2m CCD700", resolving_power=CCD700_RESOLVING_POWER,
+    )
+    row = {"file": f"ondrejov/{shot.name}.fits", **_truth_row(star, layout, shot, obs)}
+    return spectrum, row
 

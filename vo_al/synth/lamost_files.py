@@ -21,7 +21,8 @@ from .stars import EMISSION_SHARE, LAMOST_RANGES, Star, class_for, draw_star, fi
 from .truth import SynthFile, star_columns
 
 __all__ = ["LAYOUTS", "STREAM", "FILES_PER_PLATE", "Target", "layout_for", "target",
-           "header_cards", "file_rows", "lamost_parts", "lamost_file", "lamost_id"]
+           "header_cards", "file_rows", "lamost_parts", "lamost_file", "lamost_id",
+           "lamost_file_name", "lamost_spectrum"]
 
 STREAM = 1
 _PLATE_STREAM = 11
@@ -292,12 +293,85 @@ def lamost_file(seed: int, index: int, emission_fraction: float) -> SynthFile:
         hdus = _table(obs, cards)
     else:
         hdus = image_hdu(file_rows(layout, obs), cards)
-    row = {"id": lamost_id(layout, where), "layout": layout, "instrument": "lamost",
-           "medium": "vacuum", "gzip": int(compress), "ra": round(where.ra, 6),
-           "dec": round(where.dec, 6), "object": names.designation(where.ra, where.dec),
-           **star_columns(star, obs)}
-    return SynthFile(where.filename + (".gz" if compress else ""),
-                     fits_bytes(hdus, compress=compress), row, star, obs)
+    return SynthFile(lamost_file_name(index, where), fits_bytes(hdus, compress=compress),
+                     _truth_row(index, star, where, obs), star, obs)
+
+
+def lamost_file_name(index: int, where: Target) -> str:
+    """The file name (``.fits`` or ``.fits.gz``) of LAMOST file ``index``."""
+    return where.filename + (".gz" if layout_for(index)[1] else "")
+
+
+def _truth_row(index: int, star: Star, where: Target, obs: Observation) -> dict:
+    layout, compress = layout_for(index)
+    return {"id": lamost_id(layout, where), "layout": layout, "instrument": "lamost",
+            "medium": "vacuum", "gzip": int(compress), "ra": round(where.ra, 6),
+            "dec": round(where.dec, 6), "object": names.designation(where.ra, where.dec),
+            **star_columns(star, obs)}
+
+
+def _bad_pixels(ivar, andmask, ormask):
+    """The reader's bad-pixel rule for LAMOST masks (one place: the reader's)."""
+    try:
+        from ..spectra.lamost import lamost_bad_pixels
+    except ImportError:  # readers that only use the and-mask
+        return np.asarray(andmask) != 0
+    return lamost_bad_pixels(ivar, andmask, ormask)
+
+
+def lamost_spectrum(seed: int, index: int, emission_fraction: float, source: str = ""):
+    """LAMOST spectrum ``index`` as the reader would give it, without writing FITS.
+
+    The same star and observation as :func:`lamost_file`; the arrays are
+    rounded to the file layout's data type (float64 for DR2, float32
+    otherwise), DR1 gets the wavelengths computed from CRVAL1/CD1_1 as the
+    reader does, the masks become ``bad`` by the reader's rule
+    (``lamost_bad_pixels``: and-mask, or or-mask where ivar = 0), and the
+    id, designation and position are those of the header. Header-only random values (magnitudes,
+    seeing, OBJNAME, ...) are not drawn: nothing in a pool depends on them.
+
+    Parameters
+    ----------
+    seed, index : int
+    emission_fraction : float
+    source : str
+        Stored as ``Spectrum.source`` (there is no file).
+
+    Returns
+    -------
+    spectrum : vo_al.spectra.Spectrum
+    row : dict
+        The truth.csv row of the file (``file`` included, relative to OUTDIR).
+    """
+    from ..spectra.lamost import LAMOST_RESOLVING_POWER, loglinear_wavelength
+    from ..spectra.record import VACUUM, Spectrum
+
+    _rng, star, where, obs = lamost_parts(seed, index, emission_fraction)
+    layout, _ = layout_for(index)
+    if layout.endswith("-table"):
+        as_f4 = [np.asarray(a, dtype=">f4").astype(np.float64)
+                 for a in (obs.flux, obs.ivar, obs.wave)]
+        flux, ivar, wave = as_f4
+        bad = _bad_pixels(ivar, np.asarray(obs.andmask, dtype=">i4"),
+                          np.asarray(obs.ormask, dtype=">i4"))
+    else:
+        rows = file_rows(layout, obs).astype(np.float64)
+        flux, ivar, bad = rows[0], rows[1], _bad_pixels(rows[1], rows[3], rows[4])
+        if layout == "lamost-dr1-image":
+            header = {"CRVAL1": LAMOST_CRVAL1, "CD1_1": LAMOST_CD1_1, "CRPIX1": 1}
+            wave = loglinear_wavelength(header, rows.shape[1])
+        else:
+            wave = rows[2]
+    spectrum = Spectrum(
+        wavelength=wave, flux=flux, ivar=ivar, bad=bad, medium=VACUUM,
+        format="lamost-table" if layout.endswith("-table") else "lamost-image",
+        source=source, instrument="LAMOST LRS", resolving_power=LAMOST_RESOLVING_POWER,
+        id=lamost_id(layout, where), designation=names.designation(where.ra, where.dec),
+        ra=round(where.ra, 6), dec=round(where.dec, 6), survey_class="STAR",
+    )
+    row = {"file": f"lamost/{lamost_file_name(index, where)}",
+           **_truth_row(index, star, where, obs)}
+    return spectrum, row
 
 
 def lamost_id(layout: str, where: Target) -> str:
