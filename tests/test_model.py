@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from vo_al import runtime
 from vo_al.model import SpectrumCNN, _thinned_weight, build_model, count_parameters, flatten_length
+
+MC_DRAWS = 4000
 
 
 @pytest.fixture(scope="module")
@@ -121,12 +125,80 @@ def test_thinned_weight_is_inverted_dropout_on_the_inputs():
     torch.testing.assert_close(thinned.mean(dim=0), layer.weight.detach(), atol=0.05, rtol=0)
 
 
+@pytest.fixture(scope="module")
+def dropout_draws() -> tuple[np.ndarray, np.ndarray]:
+    """``MC_DRAWS`` probabilities of four fixed feature vectors, shape (T, 4, 3),
+    from :meth:`SpectrumCNN.mc_head_samples` and from ``model.head`` in train
+    mode (torch's own ``nn.Dropout``), with fixed seeds.
+
+    A narrow head (32 units) and large features make the output distribution
+    wide; p = 0.3 makes a confusion of p with 1 - p visible.
+    """
+    net = build_model(seed=0, input_length=40, dense_units=32, dropout=0.3).eval()
+    features = 4 * torch.rand(4, 32, generator=torch.Generator().manual_seed(1))
+    head_only = net.mc_head_samples(features, MC_DRAWS, torch.Generator().manual_seed(2))
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(3)
+        logits = net.head.train()(features.repeat(MC_DRAWS, 1))
+    reference = torch.softmax(logits, dim=-1).reshape(MC_DRAWS, len(features), -1)
+    return head_only.numpy(), reference.numpy()
+
+
+def _z_scores(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sample z-scores of the difference of means and of variances along axis 0.
+
+    The standard error of a sample variance is sqrt((m4 - var²) / n), with m4
+    the fourth central moment, which holds for any distribution.
+    """
+    n = len(a)
+
+    def variance_error(x):
+        centred = x - x.mean(axis=0)
+        return np.sqrt(((centred ** 4).mean(axis=0) - x.var(axis=0) ** 2) / n)
+
+    z_mean = (a.mean(axis=0) - b.mean(axis=0)) / np.sqrt((a.var(axis=0) + b.var(axis=0)) / n)
+    z_var = (a.var(axis=0) - b.var(axis=0)) / np.hypot(variance_error(a), variance_error(b))
+    return z_mean, z_var
+
+
+def test_head_only_mc_matches_nn_dropout_in_mean_and_variance(dropout_draws):
+    head_only, reference = dropout_draws
+    assert head_only.dtype == np.float32 and head_only.shape == reference.shape == (MC_DRAWS, 4, 3)
+    assert reference.std(axis=0).min() > 0.05  # a wide distribution: the test has power
+    z_mean, z_var = _z_scores(head_only, reference)
+    # if the two agree, each |z| > 4.5 has probability 7e-6: < 2e-4 for any of these 24
+    assert np.abs(z_mean).max() < 4.5, z_mean
+    assert np.abs(z_var).max() < 4.5, z_var
+
+
+def test_head_only_mc_matches_nn_dropout_in_distribution(dropout_draws):
+    head_only, reference = dropout_draws
+    p_values = [stats.ks_2samp(head_only[:, row, c], reference[:, row, c]).pvalue
+                for row in range(head_only.shape[1]) for c in range(head_only.shape[2])]
+    # Bonferroni over 12 comparisons at an overall 1e-3
+    assert min(p_values) > 1e-3 / len(p_values), p_values
+
+
+def test_mc_probabilities_are_float32_under_bf16_autocast():
+    net = build_model(seed=0, input_length=40, dense_units=32).eval()
+    x = torch.randn(3, 40)
+    with runtime.inference_context("cpu", torch.bfloat16):
+        features = net.features(x)
+        samples = net.mc_head_samples(features, 4, torch.Generator().manual_seed(0))
+        proba = net.predict_proba(x)
+    assert features.dtype == torch.bfloat16  # the network did run in bf16
+    for p in (samples, proba):
+        assert p.dtype == torch.float32
+        torch.testing.assert_close(p.sum(dim=-1), torch.ones(p.shape[:-1]), atol=1e-6, rtol=0)
+
+
 def test_runtime_helpers_run_the_model():
     assert isinstance(runtime.tune_allocator(), bool)
     assert runtime.tune_allocator() == runtime.tune_allocator()  # once per process
     assert runtime.resolve_device("cpu") == torch.device("cpu")
     dtype = runtime.best_autocast_dtype("cpu")
-    assert dtype in (None, torch.bfloat16)
+    has_units = not runtime.cpu_flags().isdisjoint(runtime.BF16_CPU_FLAGS)
+    assert dtype == (torch.bfloat16 if has_units else None)
     net = build_model(seed=0, input_length=40).eval()
     with runtime.inference_context("cpu", dtype):
         proba = net.predict_proba(torch.randn(3, 40))

@@ -13,6 +13,7 @@ from vo_al.cancel import Cancelled
 from vo_al.model import build_model
 from vo_al.pool import PoolReader, ingest
 from vo_al.scoring import ScoreConfig, ScoresReader, bf16_agreement, score_pool
+from vo_al.train import TrainConfig, train
 
 CLASSES = ["other", "emission", "double-peak"]
 
@@ -72,11 +73,56 @@ def test_mc_dropout_gives_bald_uncertainty(pool_path, tmp_path):
         np.testing.assert_array_equal(scores.rows("bald", [3, 0, 1]), values[[3, 0, 1]])
 
 
-def test_bf16_agreement_is_a_fraction(pool_path):
-    with PoolReader(pool_path) as pool:
-        x = pool.read("spectra")[pool.read("quality") == 0]
-    agreement = bf16_agreement(build_model(seed=0).eval(), x)
-    assert 0.0 <= agreement <= 1.0
+def test_the_seed_alone_fixes_the_dropout_masks(pool_path, tmp_path):
+    bald = {}
+    for name, seed in (("first", 1), ("again", 1), ("other", 2)):
+        out, _ = _score(pool_path, tmp_path, mc_samples=8, seed=seed)
+        with ScoresReader(out) as scores:
+            usable = scores.read("predicted") >= 0
+            bald[name] = scores.read("bald")[usable]
+    np.testing.assert_array_equal(bald["first"], bald["again"])
+    assert np.abs(bald["other"] / bald["first"] - 1).max() > 0.1  # new masks, new values
+
+
+@pytest.mark.parametrize("mc_samples", [0, 4])
+def test_bf16_scoring_keeps_probabilities_and_bald_in_fp32(pool_path, tmp_path, mc_samples):
+    outs = {}
+    for precision in ("fp32", "bf16"):
+        outs[precision] = tmp_path / f"{precision}.h5"
+        summary = score_pool(build_model(seed=3), pool_path, outs[precision], CLASSES,
+                             ScoreConfig(precision=precision, mc_samples=mc_samples))
+        assert summary.precision == precision
+    with ScoresReader(outs["fp32"]) as fp32, ScoresReader(outs["bf16"]) as bf16:
+        usable = fp32.read("predicted") >= 0
+        probs, reference = bf16.read("probs")[usable], fp32.read("probs")[usable]
+        assert np.abs(probs - reference).max() > 1e-5  # the network did run in bf16
+        # a bf16 softmax (8-bit mantissa) would miss 1 by up to ~4e-3
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=0, atol=2e-6)
+        if mc_samples:
+            # this untrained net's BALD is ~4e-5: bf16-rounded samples would bury it
+            np.testing.assert_allclose(bf16.read("bald")[usable], fp32.read("bald")[usable],
+                                       rtol=0.05)
+
+
+def _peak_spectra(n: int, seed: int, length: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Noise (class 0) or noise plus a Gaussian peak at the centre (class 1),
+    min-max scaled to [-1, 1] like preprocessed spectra."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    peak = np.exp(-0.5 * ((np.arange(length) - length / 2) / 2.0) ** 2)
+    x = rng.normal(0.0, 0.1, (n, length)) + rng.uniform(0.5, 1.5, (n, 1)) * y[:, None] * peak
+    low, high = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+    return (2 * (x - low) / (high - low) - 1).astype(np.float32), y
+
+
+def test_bf16_agrees_with_fp32_on_a_trained_model():
+    x, y = _peak_spectra(240, seed=0)
+    model = train(x, y, ["other", "emission"],
+                  TrainConfig(max_epochs=3, batch_size=32, seed=0, device="cpu")).model
+    held_out, truth = _peak_spectra(200, seed=1)
+    predicted = model.predict_proba(torch.from_numpy(held_out)).argmax(1).numpy()
+    assert np.mean(predicted == truth) >= 0.9  # it did learn
+    assert bf16_agreement(model, held_out, batch_size=64) >= 0.99
 
 
 def test_scoring_can_be_cancelled(pool_path, tmp_path):

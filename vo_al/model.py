@@ -36,7 +36,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-__all__ = ["SpectrumCNN", "build_model", "count_parameters", "flatten_length"]
+__all__ = ["SpectrumCNN", "build_model", "count_parameters", "flatten_length", "softmax_fp32"]
 
 
 def flatten_length(input_length: int, n_blocks: int, kernel_size: int) -> int:
@@ -70,6 +70,24 @@ def flatten_length(input_length: int, n_blocks: int, kernel_size: int) -> int:
                 f"with kernel size {kernel_size}"
             )
     return length
+
+
+def softmax_fp32(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis, computed in float32 whatever the logits' dtype.
+
+    Under CPU bf16 autocast a softmax of bf16 logits stays in bf16 (8-bit
+    mantissa: probabilities off by up to ≈0.4 %, rows not summing to 1);
+    casting first keeps probabilities, their means and BALD in float32.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (..., n_classes)
+
+    Returns
+    -------
+    Tensor of float32, same shape
+    """
+    return torch.softmax(logits.float(), dim=-1)
 
 
 def _conv_block(in_channels: int, out_channels: int, kernel_size: int) -> list[nn.Module]:
@@ -215,8 +233,12 @@ class SpectrumCNN(nn.Module):
 
     @torch.no_grad()
     def proba_from_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Deterministic class probabilities from trunk features."""
-        return torch.softmax(self.logits_from_features(features), dim=-1)
+        """Deterministic class probabilities from trunk features, in float32.
+
+        The softmax runs in float32 even under bf16 autocast (see
+        :func:`softmax_fp32`).
+        """
+        return softmax_fp32(self.logits_from_features(features))
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
@@ -251,12 +273,15 @@ class SpectrumCNN(nn.Module):
         generator : torch.Generator, optional
             CPU generator of the dropout masks (global RNG when None). The
             masks are drawn here, so the module's train/eval mode does not
-            matter.
+            matter. A generator seeded the same way gives the same masks; a
+            new seed gives new ones.
 
         Returns
         -------
-        Tensor, shape (T, n, n_classes)
-            Softmax probabilities of each sample.
+        Tensor of float32, shape (T, n, n_classes)
+            Softmax probabilities of each sample. Under reduced-precision
+            autocast the matrix products run in that precision, but the
+            logits are cast to float32 before the softmax.
         """
         if T < 1:
             raise ValueError(f"T must be at least 1, got {T}")
@@ -264,7 +289,7 @@ class SpectrumCNN(nn.Module):
         h = _dropped_input_layer(features, self.head.hidden, T, p, generator)
         w_out = _thinned_weight(self.head.out, T, p, generator)
         logits = torch.matmul(h, w_out.transpose(1, 2)) + self.head.out.bias
-        return torch.softmax(logits, dim=-1)
+        return softmax_fp32(logits)
 
     def mc_predict(
         self, x: torch.Tensor, T: int, generator: torch.Generator | None = None

@@ -21,8 +21,10 @@ import platform
 import torch
 
 __all__ = [
+    "BF16_CPU_FLAGS",
     "tune_allocator",
     "resolve_device",
+    "cpu_flags",
     "best_autocast_dtype",
     "inference_context",
 ]
@@ -71,16 +73,29 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _cpu_has_bf16_units() -> bool:
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's instruction-set flags from ``/proc/cpuinfo`` (empty where unreadable).
+
+    Returns
+    -------
+    frozenset of str
+        E.g. ``{'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', ...}``.
+    """
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+def _cpu_has_bf16_units() -> bool:
+    return not cpu_flags().isdisjoint(BF16_CPU_FLAGS)
 
 
 def best_autocast_dtype(device: str | torch.device = "cpu") -> torch.dtype | None:

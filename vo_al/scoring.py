@@ -59,8 +59,13 @@ class ScoreConfig:
     check_rows : int
         Spectra used for that check.
     seed : int
-        Seed of the MC-dropout masks (the same T thinned heads for the whole
-        pool, so results do not depend on chunking).
+        Seed of the MC-dropout masks, and the only thing that fixes them: the
+        same T thinned heads are used for the whole pool (so results do not
+        depend on chunking), and the same seed gives the same masks and BALD
+        values. Callers that score again and again, such as the
+        active-learning loop, pass a new seed each time (e.g. the session
+        seed plus the iteration number) so that every iteration draws new
+        masks.
     device : str
         ``'auto'`` (CUDA when present), ``'cpu'`` or ``'cuda'``.
     """
@@ -102,16 +107,21 @@ class ScoreSummary:
 
 def _forward(model, x, device, dtype, mc_samples, seed, from_features):
     """Mean probabilities (n, C), BALD (n,) or None, and the trunk features,
-    as numpy; ``x`` is spectra, or trunk features when ``from_features``."""
+    as numpy; ``x`` is spectra, or trunk features when ``from_features``.
+
+    Only the network runs under ``dtype`` autocast: the model returns float32
+    probabilities (softmax of float32 logits), and their mean and BALD are
+    computed from those float32 samples. The masks come from ``seed`` alone.
+    """
     with inference_context(device, dtype):
         x = x.to(device)
         features = x.to(torch.float32) if from_features else model.features(x)
         if mc_samples == 0:
-            probs = model.proba_from_features(features).float().cpu().numpy()
+            probs = model.proba_from_features(features).cpu().numpy()
             uncertainty = None
         else:
             generator = torch.Generator().manual_seed(seed)
-            samples = model.mc_head_samples(features, mc_samples, generator).float().cpu().numpy()
+            samples = model.mc_head_samples(features, mc_samples, generator).cpu().numpy()
             probs, uncertainty = samples.mean(axis=0), bald(samples).astype(np.float32)
     return probs, uncertainty, features.to(torch.float16).cpu().numpy()
 
