@@ -137,6 +137,11 @@ def test_a_notification_acts_without_a_reply(link):
     assert link.receiver.current == sent.ids[0] and link.replies == []
 
 
+def role(session, spectrum_id) -> str:
+    """What the session says a label of this spectrum is for (any door)."""
+    return session.roles().get(spectrum_id, "browse")
+
+
 def test_a_label_table_imports_the_valid_rows_and_lists_the_rest(link, tmp_path):
     sent = link.publisher.prepare_table("candidates")
     session = link.receiver.session
@@ -153,8 +158,8 @@ def test_a_label_table_imports_the_valid_rows_and_lists_the_rest(link, tmp_path)
     assert "unknown class 'violet'" in text
     new = session.log.entries()[1:]
     assert [(e.spectrum_id, e.label, e.action, e.purpose, e.source) for e in new] == [
-        (sent.ids[0], "emission", "label", "import", "samp:stilts"),
-        (sent.ids[3], None, "skip", "import", "samp:stilts")]
+        (sent.ids[0], "emission", "label", role(session, sent.ids[0]), "samp:stilts"),
+        (sent.ids[3], None, "skip", role(session, sent.ids[3]), "samp:stilts")]
 
 
 def test_a_label_table_with_only_bad_rows_changes_nothing(link, tmp_path):

@@ -193,7 +193,7 @@ def test_label_many_accepts_the_valid_ones_in_one_go(session, ids):
     assert "not in the pool" in refused[0][1] and "unknown class" in refused[1][1]
 
 
-def test_purpose_follows_the_current_iterations_lists(session, ids):
+def test_purpose_is_the_spectrums_role_in_any_completed_iteration(session, ids):
     n = session.begin_iteration()
     session.write_batch(n, "query", ids[:2])
     session.write_batch(n, "estimate", ids[2:4])
@@ -202,8 +202,12 @@ def test_purpose_follows_the_current_iterations_lists(session, ids):
     session.mark_done(n)
     assert [session.label(i, "other", source="cli").purpose for i in ids[1:5]] == [
         "query", "estimate", "estimate", "browse"]
-    assert session.label(ids[0], "other", source="cli", purpose="import").purpose == "import"
     assert session.log.current()[ids[1]].iteration == 1
+    session.mark_done(session.begin_iteration())  # iteration 2 lists nothing
+    assert session.label(ids[2], "emission", source="samp:stilts").purpose == "estimate"
+    rows, _ = session.training_labels()
+    assert session.index.rows([ids[2]])[0] not in rows and session.roles()[ids[3]] == "estimate"
+    assert session.index.rows([ids[1]])[0] in rows  # a query answer is trained on
 
 
 def test_undo_restores_the_previous_label(session, ids):

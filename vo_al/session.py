@@ -55,6 +55,7 @@ ITERATION_FILES = {
     "query": "query.json",
     "estimate": "estimate.json",
     "metrics": "metrics.json",
+    "simulation": "simulation.json",
     "done": "done",
 }
 
@@ -63,6 +64,9 @@ _LOG = "labels.sqlite"
 _INDEX = "pool-index.npz"
 _ITERATIONS = "iterations"
 _BATCH_KINDS = ("query", "estimate")
+
+#: Roles of a spectrum (:meth:`Session.roles`), recorded as a label's purpose.
+QUERY, ESTIMATE, BROWSE = "query", "estimate", "browse"
 
 
 class SessionError(Exception):
@@ -461,15 +465,32 @@ class Session:
             raise ValueError(f"batch kind must be one of {_BATCH_KINDS}, not {kind!r}")
         return kind
 
+    def write_record(self, n: int, kind: str, record: dict):
+        """Store a JSON record of iteration ``n``.
+
+        Parameters
+        ----------
+        n : int
+        kind : {'metrics', 'simulation'}
+            What the loop measured, or a simulated oracle's judgement of it.
+        record : dict
+            Any JSON-serialisable dict.
+        """
+        self.iteration_dir(n).mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.iteration_file(n, kind), json.dumps(record, indent=2) + "\n")
+
+    def read_record(self, n: int, kind: str) -> dict:
+        """A record written by :meth:`write_record`; empty when there is none."""
+        path = self.iteration_file(n, kind)
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
     def write_metrics(self, n: int, metrics: dict):
         """Store iteration ``n``'s metrics (any JSON-serialisable dict)."""
-        self.iteration_dir(n).mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.iteration_file(n, "metrics"), json.dumps(metrics, indent=2) + "\n")
+        self.write_record(n, "metrics", metrics)
 
     def read_metrics(self, n: int) -> dict:
         """Iteration ``n``'s metrics; empty when there are none."""
-        path = self.iteration_file(n, "metrics")
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return self.read_record(n, "metrics")
 
     def learning_curve(self) -> list[dict]:
         """The metrics of every completed iteration, each with its ``iteration``."""
@@ -479,7 +500,7 @@ class Session:
     # Labels
 
     def label(self, spectrum_id: str, class_name: str, *, source: str, sender: str = "",
-              purpose: str | None = None, iteration: int | None = None) -> Entry:
+              iteration: int | None = None) -> Entry:
         """Check and record one answer.
 
         Parameters
@@ -492,10 +513,6 @@ class Session:
         source, sender : str
             Provenance: the door (``cli``, ``viewer``, ``topcat``, ...) and
             the user or SAMP client.
-        purpose : str, optional
-            Default: ``query`` when the id is in the query list of
-            ``iteration``, ``estimate`` when in its estimate list, else
-            ``browse``.
         iteration : int, optional
             Default: :attr:`iteration`, the last completed iteration, whose
             lists the user is answering.
@@ -503,7 +520,8 @@ class Session:
         Returns
         -------
         Entry
-            The committed log entry.
+            The committed log entry. Its ``purpose`` is the spectrum's role
+            (:meth:`roles`), decided here whatever the door.
 
         Raises
         ------
@@ -512,12 +530,12 @@ class Session:
             unusable spectrum.
         """
         accepted, refused = self.label_many([(spectrum_id, class_name)], source=source,
-                                            sender=sender, purpose=purpose, iteration=iteration)
+                                            sender=sender, iteration=iteration)
         if refused:
             raise LabelRefused(refused[0][1])
         return accepted[0]
 
-    def label_many(self, pairs, *, source: str, sender: str = "", purpose: str | None = None,
+    def label_many(self, pairs, *, source: str, sender: str = "",
                    iteration: int | None = None) -> tuple[list[Entry], list[tuple[str, str]]]:
         """Check many answers and record the valid ones in one transaction.
 
@@ -525,8 +543,8 @@ class Session:
         ----------
         pairs : iterable of (str, str)
             ``(spectrum_id, class_name)``, as for :meth:`label`.
-        source, sender, purpose, iteration
-            As for :meth:`label`; ``purpose`` applies to every pair.
+        source, sender, iteration
+            As for :meth:`label`.
 
         Returns
         -------
@@ -537,8 +555,8 @@ class Session:
         pairs = [(str(i).strip(), c) for i, c in pairs]
         iteration = self.iteration if iteration is None else iteration
         reasons = self._refusals(pairs)
-        purposes = self._purposes(iteration) if purpose is None else {}
-        rows = [self._row(i, c, source, sender, purpose or purposes.get(i, "browse"), iteration)
+        roles = self.roles()
+        rows = [self._row(i, c, source, sender, roles.get(i, BROWSE), iteration)
                 for (i, c), reason in zip(pairs, reasons) if reason is None]
         refused = [(i, reason) for (i, _), reason in zip(pairs, reasons) if reason is not None]
         return self.log.append_many(rows), refused
@@ -584,11 +602,27 @@ class Session:
             for i, r, q in zip(ids, rows, quality)
         ]
 
-    def _purposes(self, iteration: int) -> dict[str, str]:
-        """``id -> purpose`` from an iteration's estimate and query lists."""
-        purposes = {i: "estimate" for i in self.read_batch(iteration, "estimate")}
-        purposes.update({i: "query" for i in self.read_batch(iteration, "query")})
-        return purposes
+    def roles(self) -> dict[str, str]:
+        """The role of every spectrum that any completed iteration drew.
+
+        The one rule for what a label is used for, whatever door it comes
+        through and whenever: a spectrum ever drawn into an estimate sample
+        has the role ``estimate`` for good (its label counts for the
+        precision estimate of the iteration that drew it and is never
+        trained on); one drawn into a query batch has the role ``query``.
+        Spectra not listed here are ``browse`` (labelled on the user's own
+        initiative) and are trained on like query answers.
+
+        Returns
+        -------
+        dict
+            ``spectrum_id -> 'estimate' | 'query'``.
+        """
+        roles = {}
+        for n in range(1, self.iteration + 1):
+            roles.update({i: QUERY for i in self.read_batch(n, "query") if i not in roles})
+            roles.update({i: ESTIMATE for i in self.read_batch(n, "estimate")})
+        return roles
 
     def undo(self, *, source: str, sender: str = "",
              spectrum_id: str | None = None) -> Entry | None:
@@ -605,9 +639,10 @@ class Session:
     def training_labels(self) -> tuple[np.ndarray, np.ndarray]:
         """The pool spectra to train on, from the labels in force.
 
-        Skips, undone labels and labels given for the performance estimate
-        (purpose ``estimate``) are left out. The training pool's own labels
-        are not included.
+        Skips, undone labels and every spectrum whose role is ``estimate``
+        (:meth:`roles`: drawn into any iteration's estimate sample, whenever
+        and through whichever door it was answered) are left out. The
+        training pool's own labels are not included.
 
         Returns
         -------
@@ -622,8 +657,9 @@ class Session:
             When a labelled spectrum is no longer in the pool (the pool file
             was replaced).
         """
+        roles = self.roles()
         entries = [e for e in self.log.current().values()
-                   if e.action == "label" and e.purpose != "estimate"]
+                   if e.action == "label" and roles.get(e.spectrum_id) != ESTIMATE]
         rows = self.index.rows([e.spectrum_id for e in entries])
         if (rows < 0).any():
             missing = [e.spectrum_id for e, r in zip(entries, rows) if r < 0]

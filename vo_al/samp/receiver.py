@@ -12,7 +12,8 @@ malformed or impossible request, which changes nothing. It never raises.
                             label every selected spectrum gets it, with
                             source ``samp:<sender name>``
 ``table.load.votable``      labels from its id and label columns are
-                            imported (purpose ``import``); the URL is read
+                            imported (the session decides each one's role,
+                            as for every door); the URL is read
                             before the reply
 ``spectrum.load.ssa-generic``  read, preprocessed and classified with the
                             latest model; the result is kept and reported
@@ -257,7 +258,7 @@ class Receiver:
                                   f"{self.label_column!r}")
         changed = self._changed(pairs)
         accepted, refused = self.session.label_many(
-            changed, source=self._source(call), sender=call.sender_name, purpose="import")
+            changed, source=self._source(call), sender=call.sender_name)
         if accepted:
             self._on_event("imported", accepted)
         result = {"imported": str(len(accepted)), "refused": str(len(refused)),
