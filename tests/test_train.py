@@ -189,7 +189,7 @@ def test_bad_inputs_are_refused(x, y, error):
 
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="balance"):
-        TrainConfig(balance="smote")
+        TrainConfig(balance="adasyn")
     with pytest.raises(ValueError, match="mode"):
         TrainConfig(mode="finetune")
 

@@ -245,7 +245,7 @@ def _iteration_options(args):
         strategy=args.strategy, query_size=args.query_size, estimate_size=args.estimate_size,
         mode=mode, max_epochs=args.max_epochs, patience=args.patience,
         diversity=args.diversity, cache_features=args.cache_features,
-        mc_samples=args.mc_samples,
+        mc_samples=args.mc_samples, paper=args.paper,
         score=ScoreConfig(precision=args.precision, batch_size=args.batch_size))
 
 
@@ -414,26 +414,41 @@ def _cmd_status(args) -> int:
     return 0
 
 
+def _fraction(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _simulation_line(report: dict) -> str:
+    """One iteration of ``vo-al simulate`` in words."""
+    est = report["estimated"]["overall"]
+    est_text = ("—" if est["n"] == 0 else
+                f"{1 - est['precision']:.3f} [{1 - est['high']:.3f}, {1 - est['low']:.3f}]")
+    unseen = report["unseen"]
+    return (f"{report['strategy']:>8} iteration {report['iteration']:>2}: error on unseen "
+            f"{_fraction(unseen['error'])} (of {unseen['predicted']} predicted), recall "
+            f"{_fraction(unseen['recall'])}, estimated error {est_text}, discoveries "
+            f"{report['discoveries']} for {report['labels_spent']} labels, "
+            f"train {report['train_s']:.1f} s, score {report['score_s']:.1f} s")
+
+
 def _cmd_simulate(args) -> int:
     from .simulate import simulate
 
-    def show(report):
-        if args.json:
-            return
-        est = report["estimated"]["overall"]
-        true = report["true"]["overall"]
-        est_text = ("—" if est["n"] == 0 else
-                    f"{1 - est['precision']:.3f} [{1 - est['high']:.3f}, {1 - est['low']:.3f}]")
-        true_p = true["precision"]
-        print(f"iteration {report['iteration']:>2}: estimated error {est_text}, true error "
-              f"{'—' if true_p is None else f'{1 - true_p:.3f}'}, recall "
-              f"{true['recall'] if true['recall'] is None else round(true['recall'], 3)}, "
-              f"predicted {true['predicted']}, discoveries {report['discoveries']}, "
-              f"train {report['train_s']:.1f} s, score {report['score_s']:.1f} s", flush=True)
+    progress = None if args.json else _LoopProgress()
 
-    with _open_session(args.session) as session:
-        reports = simulate(session, args.truth, args.iterations, _iteration_options(args),
-                           on_iteration=show)
+    def show(report):
+        if progress is not None:
+            progress.close()
+            print(_simulation_line(report), flush=True)
+
+    try:
+        with _open_session(args.session) as session:
+            reports = simulate(session, args.truth, args.iterations, _iteration_options(args),
+                               on_iteration=show, progress=progress,
+                               baseline=None if args.no_baseline else args.baseline)
+    finally:
+        if progress is not None:
+            progress.close()
     if args.json:
         _print_json(reports)
     return 0
@@ -457,8 +472,10 @@ def _cmd_gui(args) -> int:
 
 
 def _add_iteration_options(p):
-    p.add_argument("--strategy", choices=("entropy", "least_confidence", "margin", "bald",
-                                          "random"))
+    from .strategies import STRATEGIES
+
+    p.add_argument("--strategy", choices=sorted(STRATEGIES),
+                   help="query strategy (default: the session's)")
     p.add_argument("--query-size", type=int)
     p.add_argument("--estimate-size", type=int)
     p.add_argument("--warm-start", action="store_true", help="start from the last weights")
@@ -473,6 +490,9 @@ def _add_iteration_options(p):
     p.add_argument("--mc-samples", type=int, help="MC-dropout samples (default 20 for bald)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--paper", action="store_true",
+                   help="train with the paper's settings exactly (docs/method.md): from "
+                        "scratch, SMOTE, early stopping on the training loss, patience 10")
 
 
 def _add_session_commands(commands):
@@ -536,8 +556,12 @@ def _add_session_commands(commands):
     p = commands.add_parser("simulate", help="run the loop answered from a truth table")
     p.add_argument("session", type=Path)
     p.add_argument("--truth", required=True, type=Path)
-    p.add_argument("--iterations", type=int, default=5)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--iterations", type=int, default=5, help="iterations (default: 5)")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.add_argument("--baseline", default="random",
+                   help="strategy of the baseline twin run on the same survey, in "
+                        "SESSION/baselines/NAME (default: random)")
+    p.add_argument("--no-baseline", action="store_true", help="run no baseline")
     _add_iteration_options(p)
     p.set_defaults(func=_cmd_simulate)
 

@@ -22,10 +22,11 @@ from .pool import PoolReader
 from .scoring import ScoreConfig, ScoresReader, score_pool
 from .session import Session, precision_estimate
 from .strategies import TopK, select_diverse, utilities
-from .train import TrainConfig, load_checkpoint, save_checkpoint, train
+from .train import (TrainConfig, TrainResult, load_checkpoint, paper_config, save_checkpoint,
+                    train)
 
 __all__ = ["IterationOptions", "IterationResult", "run_iteration", "training_set",
-           "precision_curve", "labelled_rows"]
+           "precision_curve", "labelled_rows", "estimate_rows"]
 
 #: The session's cache of trunk features (see :mod:`vo_al.features`).
 FEATURE_CACHE = "features.h5"
@@ -59,7 +60,23 @@ class IterationOptions:
         head-only iteration rescores the pool by running the dense head only.
         Head-only iterations always use (and refresh) the cache.
     mc_samples : int, optional
-        MC-dropout samples for scoring; default 20 for BALD, else 0.
+        MC-dropout samples for scoring; default 20 for BALD, else 0. Each
+        iteration draws new dropout masks (seed + iteration).
+    paper : bool
+        Train with the paper's settings exactly
+        (:func:`vo_al.train.paper_config`: from scratch, SMOTE, early
+        stopping on the training loss with patience 10 and min_delta 1e-3);
+        ``mode``, ``max_epochs`` and ``patience`` are then ignored.
+    answer_weight : int
+        How many times each oracle answer is repeated in the training set
+        (1, the paper: an answer weighs as much as one training spectrum).
+        The answers are few beside the training set and come from the
+        pool's own domain; a larger weight lets them move the model sooner.
+    model : str, optional
+        A checkpoint to use for this iteration instead of training one (a
+        model trained elsewhere, or the same first model shared by several
+        sessions on one survey); it must match the session's preprocessing
+        and classes.
     score : ScoreConfig
         Batch sizes, precision and device of scoring (``mc_samples`` is
         taken from above).
@@ -74,6 +91,9 @@ class IterationOptions:
     diversity: str | None = None
     cache_features: bool = False
     mc_samples: int | None = None
+    paper: bool = False
+    answer_weight: int = 1
+    model: str | None = None
     score: ScoreConfig = ScoreConfig()
 
 
@@ -87,9 +107,11 @@ class IterationResult:
     metrics: dict = field(default_factory=dict)
 
 
-def training_set(session: Session) -> tuple[np.ndarray, np.ndarray]:
+def training_set(session: Session) -> tuple[np.ndarray, np.ndarray, int]:
     """Vectors and class indices to train on: the training pool's labels
-    (mapped through the session's aliases) plus the session's own labels."""
+    (mapped through the session's aliases), then the session's own labels
+    (every answer in force except estimate-sample spectra); and how many
+    rows come from the training pool (they come first)."""
     config = session.config
     with PoolReader(config.train_path) as train_pool:
         names = train_pool.class_names
@@ -102,7 +124,15 @@ def training_set(session: Session) -> tuple[np.ndarray, np.ndarray]:
     with session.pool() as pool:
         x_pool = read_rows(pool, "spectra", rows) if len(rows) else np.empty((0, pool.length),
                                                                               np.float32)
-    return np.concatenate([x_train, x_pool]), np.concatenate([y_train, classes])
+    return np.concatenate([x_train, x_pool]), np.concatenate([y_train, classes]), len(y_train)
+
+
+def estimate_rows(session: Session) -> np.ndarray:
+    """Sorted pool rows of every spectrum ever drawn into an estimate sample:
+    never queried, never trained on."""
+    ids = [i for i, role in session.roles().items() if role == "estimate"]
+    rows = session.index.rows(ids) if ids else np.empty(0, np.int64)
+    return np.unique(rows[rows >= 0])
 
 
 def labelled_rows(session: Session) -> np.ndarray:
@@ -112,22 +142,53 @@ def labelled_rows(session: Session) -> np.ndarray:
     return np.unique(rows[rows >= 0])
 
 
-def _train(session, n, options, progress, cancel):
-    x, y = training_set(session)
+def _train_config(session, n, options) -> TrainConfig:
+    seed = session.config.seed + n
+    if options.paper:
+        return paper_config(seed=seed)
     warm = options.mode != "scratch" and n > 1  # the first iteration has nothing to start from
-    config = TrainConfig(seed=session.config.seed + n, mode=options.mode if warm else "scratch",
-                         max_epochs=options.max_epochs, patience=options.patience)
+    return TrainConfig(seed=seed, mode=options.mode if warm else "scratch",
+                       max_epochs=options.max_epochs, patience=options.patience)
+
+
+def _train(session, n, options, progress, cancel):
+    """Train iteration ``n``'s model; validation comes from the training pool
+    alone, so every oracle answer is trained on."""
+    x, y, n_source = training_set(session)
+    n_answers = len(y) - n_source
+    if options.answer_weight > 1 and n_answers:
+        repeat = np.r_[np.ones(n_source, np.int64), np.full(n_answers, options.answer_weight)]
+        x, y = np.repeat(x, repeat, axis=0), np.repeat(y, repeat)
+    config = _train_config(session, n, options)
     init_state = None
-    if warm:
+    if config.mode != "scratch":
         previous = load_checkpoint(session.iteration_file(n - 1, "checkpoint"),
                                    expected_preprocess_attrs=session.config.preprocess)
         init_state = previous.model.state_dict()
+    holdout = np.arange(len(y)) < n_source
     result = train(x, y, session.config.class_names, config, progress=progress, cancel=cancel,
-                   init_state=init_state)
+                   init_state=init_state, holdout=holdout)
+    sizes = {"n_train": n_source + n_answers, "n_answers": n_answers,
+             "n_val": int(len(result.val_index)),
+             "n_val_answers": int(np.count_nonzero(result.val_index >= n_source))}
     save_checkpoint(session.iteration_file(n, "checkpoint"), result.model,
                     session.config.class_names, session.config.preprocess,
-                    extra={"iteration": n, "n_train": int(len(y)), "mode": config.mode})
-    return result, int(len(y))
+                    extra={"iteration": n, "mode": config.mode, **sizes})
+    return result, sizes
+
+
+def _adopt(session, n, path):
+    """Use the checkpoint at ``path`` as iteration ``n``'s model."""
+    checkpoint = load_checkpoint(path, expected_preprocess_attrs=session.config.preprocess)
+    names = tuple(session.config.class_names)
+    if checkpoint.class_names != names:
+        raise ValueError(f"{path} predicts {checkpoint.class_names}, the session has {names}")
+    sizes = {key: int(checkpoint.extra.get(key, 0))
+             for key in ("n_train", "n_answers", "n_val", "n_val_answers")}
+    save_checkpoint(session.iteration_file(n, "checkpoint"), checkpoint.model, names,
+                    session.config.preprocess,
+                    extra={**checkpoint.extra, "iteration": n, "adopted_from": str(path)})
+    return TrainResult(checkpoint.model, [], 0, names, False), sizes
 
 
 def _feature_cache(session, options) -> FeatureCache | None:
@@ -215,13 +276,17 @@ def run_iteration(session: Session, options: IterationOptions = IterationOptions
     timings = {}
 
     started = time.perf_counter()
-    result, n_train = _train(session, n, options, lambda e: report("train", e), cancel)
+    if options.model:
+        result, sizes = _adopt(session, n, options.model)
+    else:
+        result, sizes = _train(session, n, options, lambda e: report("train", e), cancel)
     timings["train_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
     summary = score_pool(
         result.model, config.pool_path, session.iteration_file(n, "scores"), config.class_names,
-        ScoreConfig(**{**options.score.__dict__, "mc_samples": mc_samples, "seed": config.seed}),
+        ScoreConfig(**{**options.score.__dict__, "mc_samples": mc_samples,
+                       "seed": config.seed + n}),
         progress=lambda done, total: report("score", (done, total)), cancel=cancel,
         feature_cache=_feature_cache(session, options))
     timings["score_s"] = time.perf_counter() - started
@@ -229,7 +294,7 @@ def run_iteration(session: Session, options: IterationOptions = IterationOptions
     started = time.perf_counter()
     report("query", None)
     rng = np.random.default_rng([config.seed, n])
-    excluded = labelled_rows(session)
+    excluded = np.union1d(labelled_rows(session), estimate_rows(session))
     k = options.query_size or config.query_size
     factor = _CANDIDATE_FACTOR if options.diversity else 1
     query, utility = _choose(summary.path, strategy, k * factor, excluded, rng)
@@ -237,14 +302,14 @@ def run_iteration(session: Session, options: IterationOptions = IterationOptions
         query = _diverse(session, result.model, query, utility, k, options.diversity, rng)
     estimate = _estimate_sample(summary.path, options.estimate_size or config.estimate_size,
                                 config.interesting_indices, np.union1d(excluded, query), rng)
-    metrics = _record(session, n, query, estimate, summary, result, n_train, strategy, timings,
+    metrics = _record(session, n, query, estimate, summary, result, sizes, strategy, timings,
                       started)
     session.mark_done(n)
     return IterationResult(n, session.read_batch(n, "query"), session.read_batch(n, "estimate"),
                            metrics)
 
 
-def _record(session, n, query, estimate, summary, result, n_train, strategy, timings, started):
+def _record(session, n, query, estimate, summary, result, sizes, strategy, timings, started):
     with session.pool() as pool:
         query_ids = read_rows(pool, "id", query).tolist() if len(query) else []
         estimate_ids = read_rows(pool, "id", estimate).tolist() if len(estimate) else []
@@ -255,7 +320,7 @@ def _record(session, n, query, estimate, summary, result, n_train, strategy, tim
     timings["query_s"] = time.perf_counter() - started
     metrics = {
         "strategy": strategy,
-        "n_train": n_train,
+        **sizes,
         "epochs": len(result.history),
         "best_epoch": result.best_epoch,
         "val_accuracy": result.history[result.best_epoch - 1].val_accuracy

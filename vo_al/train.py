@@ -13,6 +13,12 @@ and restores the best weights. Three modes:
     The trunk's features are computed once, so each epoch is a pass over two
     small dense layers (≈65x cheaper than a full epoch).
 
+Validation spectra are drawn only from the rows the caller allows
+(``holdout``): the loop allows the source training set alone, so every
+oracle answer is trained on. :func:`paper_config` gives the paper's
+settings exactly (training-loss early stopping, SMOTE, Keras initialisation);
+``docs/method.md`` lists every default that departs from them and why.
+
 On CPU the same seed and data give bitwise the same weights.
 
 Checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) hold only
@@ -32,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from torch import nn
 
 from .cancel import Cancelled
@@ -44,6 +51,8 @@ __all__ = [
     "TrainResult",
     "TrainingCancelled",
     "train",
+    "paper_config",
+    "smote",
     "stratified_split",
     "Checkpoint",
     "CheckpointError",
@@ -52,7 +61,8 @@ __all__ = [
     "load_checkpoint",
 ]
 
-BALANCE_CHOICES = ("weights", "oversample", None)
+BALANCE_CHOICES = ("weights", "oversample", "smote", None)
+INIT_CHOICES = ("torch", "keras")
 MODE_CHOICES = ("scratch", "warm", "head")
 CHECKPOINT_FORMAT = "vo-al-cnn"
 CHECKPOINT_VERSION = 1
@@ -76,15 +86,28 @@ class TrainConfig:
         Upper bound on the number of epochs.
     patience : int
         Epochs without improvement of the monitored loss before stopping.
+    min_delta : float
+        Smallest decrease of the monitored loss that counts as an
+        improvement (Keras' ``min_delta``; the paper used 1e-3).
     val_fraction : float
-        Fraction of each class held out for validation. With 0 (or too few
-        spectra to hold any out) the training loss is monitored, as in the
-        paper.
+        Fraction of each class (of the rows allowed to be held out) kept for
+        validation. With 0 (or too few spectra to hold any out) the training
+        loss is monitored, as in the paper.
     seed : int
         Seed of the initial weights, the split, the shuffling and dropout.
-    balance : {'weights', 'oversample', None}
+    balance : {'weights', 'oversample', 'smote', None}
         Class balancing: inverse-frequency loss weights, per-epoch random
-        oversampling of the smaller classes to the largest, or none.
+        oversampling of the smaller classes to the largest, SMOTE
+        (synthetic minority spectra interpolated between 5 nearest
+        neighbours, once per training, as the paper did), or none.
+    init : {'torch', 'keras'}
+        Initial weights: torch's defaults, or Keras' (Glorot-uniform
+        weights, zero biases) as in the paper.
+    adam_eps : float
+        Adam's ε (torch 1e-8; Keras, and so the paper, 1e-7).
+    restore_best : bool
+        Keep the weights of the best epoch (True) or of the last one
+        (Keras' default, and so the paper's).
     device : str
         ``'auto'`` (CUDA when present, else CPU) or a torch device string.
     mode : {'scratch', 'warm', 'head'}
@@ -98,9 +121,13 @@ class TrainConfig:
     batch_size: int = 64
     max_epochs: int = 100
     patience: int = 10
+    min_delta: float = 0.0
     val_fraction: float = 0.1
     seed: int = 0
     balance: str | None = "weights"
+    init: str = "torch"
+    adam_eps: float = 1e-8
+    restore_best: bool = True
     device: str = "auto"
     mode: str = "scratch"
     eval_batch_size: int = 1024
@@ -110,11 +137,38 @@ class TrainConfig:
             raise ValueError(f"balance must be one of {BALANCE_CHOICES}, got {self.balance!r}")
         if self.mode not in MODE_CHOICES:
             raise ValueError(f"mode must be one of {MODE_CHOICES}, got {self.mode!r}")
+        if self.init not in INIT_CHOICES:
+            raise ValueError(f"init must be one of {INIT_CHOICES}, got {self.init!r}")
+        if self.min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         for name in ("batch_size", "max_epochs", "patience", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+def paper_config(**overrides) -> TrainConfig:
+    """The paper's training settings (Škoda, Podsztavek & Tvrdík 2020).
+
+    Adam (lr 1e-3, ε 1e-7), batch 64, SMOTE balancing, Keras initialisation,
+    retraining from scratch, early stopping on the *training* loss with
+    patience 10 and min_delta 1e-3, keeping the last epoch's weights (Keras'
+    default). The paper gives no epoch limit; 1000 stands for none.
+
+    Parameters
+    ----------
+    **overrides
+        Other :class:`TrainConfig` fields (seed, device, ...).
+
+    Returns
+    -------
+    TrainConfig
+    """
+    settings = dict(lr=1e-3, batch_size=64, max_epochs=1000, patience=10, min_delta=1e-3,
+                    val_fraction=0.0, balance="smote", init="keras", adam_eps=1e-7,
+                    restore_best=False, mode="scratch")
+    return TrainConfig(**{**settings, **overrides})
 
 
 @dataclass(frozen=True)
@@ -148,6 +202,8 @@ class TrainResult:
         Name of each output class.
     stopped_early : bool
         True when patience ran out before ``max_epochs``.
+    val_index : ndarray of int64
+        Rows of the ``x`` given to :func:`train` held out for validation.
     """
 
     model: SpectrumCNN
@@ -155,6 +211,7 @@ class TrainResult:
     best_epoch: int
     class_names: tuple[str, ...]
     stopped_early: bool
+    val_index: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
 
 @dataclass
@@ -169,12 +226,12 @@ class _Data:
 
 
 def stratified_split(
-    y: np.ndarray, val_fraction: float, seed: int
+    y: np.ndarray, val_fraction: float, seed: int, holdout: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a stratified train/validation split.
 
-    Each class gives ``round(val_fraction * count)`` spectra to validation,
-    but always keeps at least one for training.
+    Each class gives ``round(val_fraction * count)`` of its rows that may be
+    held out to validation, but always keeps at least one for training.
 
     Parameters
     ----------
@@ -184,6 +241,9 @@ def stratified_split(
         Fraction held out per class.
     seed : int
         Seed of the random choice.
+    holdout : ndarray of bool, shape (n,), optional
+        Rows that may go to validation (default: all). The others are
+        always trained on.
 
     Returns
     -------
@@ -191,9 +251,10 @@ def stratified_split(
         Sorted indices.
     """
     rng = np.random.default_rng(seed)
-    train_parts, val_parts = [], []
-    for label in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == label))
+    eligible = np.ones(len(y), bool) if holdout is None else np.asarray(holdout, bool)
+    train_parts, val_parts = [np.flatnonzero(~eligible)], []
+    for label in np.unique(y[eligible]):
+        members = rng.permutation(np.flatnonzero((y == label) & eligible))
         n_val = min(int(round(val_fraction * len(members))), len(members) - 1)
         val_parts.append(members[:n_val])
         train_parts.append(members[n_val:])
@@ -230,29 +291,85 @@ def _class_weights(y: np.ndarray, n_classes: int, balance: str | None) -> torch.
     return torch.as_tensor(weights, dtype=torch.float32)
 
 
-def _prepare_data(x, y, n_classes, config, device) -> _Data:
-    train_idx, val_idx = stratified_split(y, config.val_fraction, config.seed)
-    x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    y_t = torch.from_numpy(y.astype(np.int64))
+def smote(x: np.ndarray, y: np.ndarray, seed: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Balance classes with SMOTE (Chawla et al. 2002), as the paper did.
+
+    Every smaller class is brought to the size of the largest by synthetic
+    rows ``a + u (b − a)``, ``u`` uniform in [0, 1), between a random member
+    ``a`` and one of its ``k`` nearest neighbours ``b`` in the same class.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, length)
+    y : ndarray of int, shape (n,)
+    seed : int
+    k : int
+        Neighbours per member.
+
+    Returns
+    -------
+    x, y : ndarray
+        The rows given, followed by the synthetic ones.
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(y)
+    parts_x, parts_y = [x], [y]
+    for label in np.flatnonzero(counts):
+        members = x[y == label]
+        missing = int(counts.max() - len(members))
+        if missing == 0 or len(members) < 2:
+            continue
+        neighbours = min(k, len(members) - 1)
+        _, near = cKDTree(members).query(members, neighbours + 1)
+        a = rng.integers(len(members), size=missing)
+        b = near[a, rng.integers(1, neighbours + 1, size=missing)]
+        gap = rng.random((missing, 1)).astype(x.dtype)
+        parts_x.append(members[a] + gap * (members[b] - members[a]))
+        parts_y.append(np.full(missing, label, y.dtype))
+    return np.concatenate(parts_x), np.concatenate(parts_y)
+
+
+def _prepare_data(x, y, n_classes, config, device, holdout) -> tuple[_Data, np.ndarray]:
+    train_idx, val_idx = stratified_split(y, config.val_fraction, config.seed, holdout)
+    x_train, y_train = x[train_idx], y[train_idx]
+    if config.balance == "smote":
+        x_train, y_train = smote(x_train, y_train, config.seed)
+    as_x = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
+    as_y = lambda a: torch.from_numpy(a.astype(np.int64)).to(device)
     return _Data(
-        x_train=x_t[train_idx].to(device),
-        y_train=y_t[train_idx].to(device),
-        x_val=x_t[val_idx].to(device),
-        y_val=y_t[val_idx].to(device),
-        class_weights=_class_weights(y[train_idx], n_classes, config.balance).to(device),
-    )
+        x_train=as_x(x_train), y_train=as_y(y_train), x_val=as_x(x[val_idx]),
+        y_val=as_y(y[val_idx]),
+        class_weights=_class_weights(y_train, n_classes, config.balance).to(device),
+    ), val_idx
 
 
 def _initial_model(input_length, n_classes, config, init_state) -> SpectrumCNN:
     if config.mode == "scratch":
         if init_state is not None:
             raise ValueError("mode 'scratch' takes no init_state; use mode 'warm' or 'head'")
-        return build_model(config.seed, input_length=input_length, n_classes=n_classes)
+        model = build_model(config.seed, input_length=input_length, n_classes=n_classes)
+        if config.init == "keras":
+            _keras_init(model, config.seed)
+        return model
     if init_state is None:
         raise ValueError(f"mode {config.mode!r} needs init_state (a state_dict)")
     model = SpectrumCNN(input_length=input_length, n_classes=n_classes)
     model.load_state_dict(init_state)
     return model
+
+
+@torch.no_grad()
+def _keras_init(model: nn.Module, seed: int):
+    """Keras' defaults: Glorot-uniform weights, zero biases."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, (nn.Conv1d, nn.Linear)):
+            weight = module.weight
+            fan_in = weight.shape[1] * weight[0, 0].numel()
+            fan_out = weight.shape[0] * weight[0, 0].numel()
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            weight.copy_(torch.rand(weight.shape, generator=generator) * 2 * limit - limit)
+            module.bias.zero_()
 
 
 @torch.no_grad()
@@ -330,6 +447,7 @@ def train(
     progress: Callable[[EpochProgress], None] | None = None,
     cancel=None,
     init_state: Mapping[str, torch.Tensor] | None = None,
+    holdout: np.ndarray | None = None,
 ) -> TrainResult:
     """Train the CNN with early stopping and return the best weights.
 
@@ -349,6 +467,9 @@ def train(
         Its ``is_set()`` is checked before every batch.
     init_state : mapping, optional
         State dict to start from (modes ``'warm'`` and ``'head'``).
+    holdout : ndarray of bool, shape (n,), optional
+        Rows that may be held out for validation (default: all); the
+        others are always trained on.
 
     Returns
     -------
@@ -365,12 +486,12 @@ def train(
     _check_inputs(x, y, len(class_names))
     device = resolve_device(config.device)
     model = _initial_model(x.shape[1], len(class_names), config, init_state).to(device)
-    data = _prepare_data(x, y, len(class_names), config, device)
+    data, val_index = _prepare_data(x, y, len(class_names), config, device, holdout)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         history, best_epoch, stopped = _fit(model, data, config, progress, cancel)
     model.eval()
-    return TrainResult(model, history, best_epoch, class_names, stopped)
+    return TrainResult(model, history, best_epoch, class_names, stopped, val_index)
 
 
 def _fit(model, data, config, progress, cancel):
@@ -382,7 +503,7 @@ def _fit(model, data, config, progress, cancel):
         train_in = _batched_features(model, data.x_train, config.eval_batch_size)
         val_in = _batched_features(model, data.x_val, config.eval_batch_size)
         net = model.head
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, eps=config.adam_eps)
     criterion = nn.CrossEntropyLoss(weight=data.class_weights)
     gen = torch.Generator().manual_seed(config.seed)
     history: list[EpochProgress] = []
@@ -402,13 +523,16 @@ def _fit(model, data, config, progress, cancel):
         if progress is not None:
             progress(record)
         monitored = val_loss if len(data.y_val) else train_loss
-        if monitored < best_loss:
+        if monitored < best_loss - config.min_delta:
             best_loss, best_epoch, best_state, waited = monitored, epoch, _snapshot(net), 0
         else:
             waited += 1
             if waited >= config.patience:
                 break
-    net.load_state_dict(best_state)
+    if config.restore_best:
+        net.load_state_dict(best_state)
+    else:
+        best_epoch = len(history)
     return history, best_epoch, len(history) < config.max_epochs
 
 
