@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,6 +77,12 @@ def run_strategy(args, strategy, first, options) -> list[dict]:
         return [session.read_record(n, "simulation") for n in range(1, session.iteration + 1)]
 
 
+def _first_session(args):
+    """The first strategy's session (whose first model the others share), if made."""
+    directory = args.out / args.strategies[0]
+    return Session.open(directory) if (directory / "config.json").is_file() else nullcontext()
+
+
 def _line(report) -> str:
     unseen = report["unseen"]
     error = "—" if unseen["error"] is None else f"{unseen['error']:.3f}"
@@ -93,14 +100,14 @@ def main(argv=None):
                                patience=args.patience, cache_features=True,
                                answer_weight=args.answer_weight,
                                score=ScoreConfig(precision="auto"))
-    results, first = {}, None
+    results = {}
     for strategy in args.strategies:
-        results[strategy] = run_strategy(args, strategy, first, options)
-        first = first or Session.open(args.out / strategy)
+        with _first_session(args) as first:
+            results[strategy] = run_strategy(args, strategy, first, options)
+        if args.json:  # after each strategy, so that a run cut short keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=1) + "\n")
     print("\n" + summary_table(results) + "\n\n" + curve_table(results))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
     if args.plot:
         plot_curves(results, args.plot, title=f"{args.survey.name}: "
                     f"{args.query_size} queries per iteration, {args.mode} iterations")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 
 from vo_al.cli import main
+from vo_al.session import Session
 
 INSPECT_KEYS = {"format", "id", "designation", "ra", "dec", "n_pixels", "wavelength_min",
                 "wavelength_max", "medium", "resolving_power"}
@@ -54,9 +56,23 @@ def test_synth_then_ingest_with_labels_and_corrupt_files(tmp_path, capsys):
 
 def test_demo_runs_end_to_end_without_a_display(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
-    assert main(["demo", "--dir", str(tmp_path / "demo"), "--lamost", "300", "--ondrejov", "150",
-                 "--iterations", "1", "--max-epochs", "2", "--workers", "1"]) == 0
+    demo = tmp_path / "demo"
+    arguments = ["demo", "--dir", str(demo), "--lamost", "300", "--ondrejov", "150",
+                 "--max-epochs", "1", "--workers", "1", "--query-size", "10"]
+    assert main([*arguments, "--iterations", "1"]) == 0
     out = capsys.readouterr().out
-    assert "demo pool ready: 300 spectra" in out
-    assert "iteration  1: estimated error" in out
-    assert "vo-al gui" in out
+    assert "entropy iteration  1: error on unseen" in out
+    assert " random iteration  1: error on unseen" in out
+    assert "| entropy | " in out and "| random | " in out
+    assert (demo / "learning-curves.png").stat().st_size > 10_000
+    command = out.strip().splitlines()[-1].split(": ", 1)[1].split()
+    assert command[-2:] == ["gui", str(demo / "session")]
+    assert Path(command[0]).is_file() or command[0] == "vo-al"  # runnable as printed
+    with Session.open(demo / "session") as session:
+        first = session.log.entries()
+        assert first and session.iteration == 1
+
+    assert main([*arguments, "--iterations", "2"]) == 0  # a rerun continues, keeping labels
+    assert "continuing" in capsys.readouterr().out
+    with Session.open(demo / "session") as session:
+        assert session.iteration == 2 and session.log.entries()[:len(first)] == first

@@ -170,48 +170,83 @@ def _print_ingest_report(report, rejected_csv):
 
 
 def _cmd_demo(args) -> int:
-    """Generate a demo survey, ingest it, and run a few simulated iterations."""
-    import shutil
-
-    from .pool import PoolReader
+    """A demo survey straight into HDF5, then a simulated loop beside a
+    random-query baseline, judged on the spectra the model has not seen."""
+    from .curves import plot_curves, summary_table
 
     out = Path(args.dir)
     survey = out / "survey"
-    if not (survey / "truth.csv").exists():
-        status = _cmd_synth(argparse.Namespace(
+    if not (survey / "train.h5").exists():
+        status = _cmd_synth_pools(argparse.Namespace(
             outdir=survey, lamost=args.lamost, ondrejov=args.ondrejov, seed=args.seed,
-            emission_fraction=args.emission_fraction, corrupt=3, workers=args.workers))
+            emission_fraction=args.emission_fraction, workers=args.workers, corrupt=0,
+            wave_min=6519.0, wave_max=6732.0, points=140, blur="resolution", shard_rows=4096,
+            overwrite=False))
         if status:
             return status
-    for name, inputs, labels in (("train.h5", [survey / "ondrejov"], survey / "truth.csv"),
-                                 ("pool.h5", [survey / "lamost"], None)):
-        status = _cmd_ingest(argparse.Namespace(
-            inputs=inputs, out=out / name, labels=labels, workers=args.workers,
-            wave_min=6519.0, wave_max=6732.0, points=140, blur="resolution", overwrite=True,
-            shard_rows=4096))
-        if status:
-            return status
-    with PoolReader(out / "pool.h5") as pool:
-        print(f"demo pool ready: {len(pool)} spectra of {pool.length} points in "
-              f"{out / 'pool.h5'}; training set in {out / 'train.h5'}")
-    if args.iterations == 0:
+    session_dir = out / "session"
+    results = _demo_loop(args, survey, session_dir)
+    if results is None:
+        return 2
+    print("\n" + summary_table(results))
+    picture = plot_curves(results, out / "learning-curves.png",
+                          title=f"vo-al demo: {args.lamost:,} LAMOST-like spectra")
+    print(f"learning curves: {picture}")
+    if args.no_gui or not os.environ.get("DISPLAY"):
+        print(f"open the session in the desktop app: {_vo_al_command()} gui {session_dir}")
         return 0
-    session = out / "session"
-    shutil.rmtree(session, ignore_errors=True)
-    _cmd_init(argparse.Namespace(session=session, train=out / "train.h5", pool=out / "pool.h5",
-                                 seed=args.seed, strategy="entropy", query_size=50,
-                                 estimate_size=30, classes=None))
-    print(f"simulated loop: every query answered from {survey / 'truth.csv'}")
-    status = _cmd_simulate(argparse.Namespace(
-        session=session, truth=survey / "truth.csv", iterations=args.iterations, json=False,
-        strategy=None, query_size=None, estimate_size=None, warm_start=args.iterations > 1,
-        head_only=False, max_epochs=args.max_epochs, patience=3, diversity=None,
-        cache_features=False, mc_samples=None,
-        precision="auto", batch_size=1024))
-    if status or args.no_gui or not os.environ.get("DISPLAY"):
-        print(f"open it in the desktop app with: vo-al gui {session}")
-        return status
-    return _cmd_gui(argparse.Namespace(session=session, screenshot=None))
+    return _cmd_gui(argparse.Namespace(session=session_dir, screenshot=None))
+
+
+def _demo_loop(args, survey: Path, session_dir: Path) -> dict | None:
+    """Run (or continue) the demo session and its baseline; never deletes labels."""
+    from .loop import IterationOptions
+    from .session import Session
+    from .simulate import simulate
+
+    if not (session_dir / "config.json").exists():
+        Session.create(session_dir, survey / "train.h5", survey / "pool.h5", seed=args.seed,
+                       query_size=args.query_size, estimate_size=30).close()
+    options = IterationOptions(mode="head", max_epochs=args.max_epochs, patience=3,
+                               cache_features=True, answer_weight=args.answer_weight)
+    progress = _LoopProgress()
+
+    def show(report):
+        progress.close()
+        print(_simulation_line(report), flush=True)
+
+    with Session.open(session_dir) as session:
+        left = max(0, args.iterations - session.iteration)
+        if session.iteration:
+            print(f"continuing {session_dir} after iteration {session.iteration} "
+                  f"(its labels are kept; --dir elsewhere starts afresh)")
+        try:
+            simulate(session, survey / "truth.csv", left, options, on_iteration=show,
+                     progress=progress)
+        finally:
+            progress.close()
+        results = {session.config.strategy: _simulation_records(session)}
+    with Session.open(session_dir / "baselines" / "random") as twin:
+        results["random"] = _simulation_records(twin)
+    return results
+
+
+def _simulation_records(session) -> list[dict]:
+    return [r for r in (session.read_record(n, "simulation")
+                        for n in range(1, session.iteration + 1)) if r]
+
+
+def _vo_al_command() -> str:
+    """How to run vo-al as printed: ``vo-al`` when that is this vo-al on
+    PATH, else the full path of this environment's script (a virtual
+    environment that is not activated)."""
+    import shutil
+
+    script = Path(sys.executable).parent / "vo-al"
+    if not script.is_file():
+        return f"{sys.executable} -m vo_al.cli"
+    found = shutil.which("vo-al")
+    return "vo-al" if found and Path(found).resolve() == script.resolve() else str(script)
 
 
 # ---------------------------------------------------------------- session
@@ -633,12 +668,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "demo", help="generate a demo survey, ingest it, run a few simulated iterations")
     p.add_argument("--dir", default="vo-al-demo")
-    p.add_argument("--lamost", type=int, default=5000)
-    p.add_argument("--ondrejov", type=int, default=1000)
+    p.add_argument("--lamost", type=int, default=20000,
+                   help="LAMOST-like pool spectra (default: 20000)")
+    p.add_argument("--ondrejov", type=int, default=3000,
+                   help="labelled Ondřejov-like training spectra (default: 3000)")
     p.add_argument("--emission-fraction", type=float, default=0.01,
-                   help="higher than the real 0.003 so a small demo has something to find")
-    p.add_argument("--iterations", type=int, default=3, help="simulated iterations (0: none)")
-    p.add_argument("--max-epochs", type=int, default=15)
+                   help="share of interesting pool spectra (default 0.01: higher than the "
+                        "real 0.003 so a small demo has something to find)")
+    p.add_argument("--iterations", type=int, default=8,
+                   help="simulated iterations (default: 8)")
+    p.add_argument("--query-size", type=int, default=50, help="queries per iteration (50)")
+    p.add_argument("--answer-weight", type=int, default=1,
+                   help="repeat each answer this many times in training (default: 1)")
+    p.add_argument("--max-epochs", type=int, default=15, help="default: 15")
     p.add_argument("--no-gui", action="store_true",
                    help="do not open the desktop app at the end (it opens when DISPLAY is set)")
     p.add_argument("--seed", type=int, default=1)
