@@ -22,7 +22,7 @@ from gui.queue import Queue, batch_queue, candidate_queue, search_queue  # noqa:
 from gui.settings import IterateSettings, Preferences  # noqa: E402
 from gui.workers import Job, iteration_task  # noqa: E402
 from vo_al.cli import main as cli  # noqa: E402
-from vo_al.loop import IterationOptions, run_iteration  # noqa: E402
+from vo_al.loop import IterationOptions, precision_curve, run_iteration  # noqa: E402
 from vo_al.scoring import ScoresReader  # noqa: E402
 from vo_al.session import Session  # noqa: E402
 
@@ -391,3 +391,38 @@ def test_candidate_list_and_search_in_the_window(qtbot, session_dir, preferences
     qtbot.waitUntil(lambda: not window.busy(), timeout=20000)
     assert window.model.queue.title == "top emission"
     assert panel.lists.currentData() == ("candidates", "emission")
+
+
+def test_viewer_label_of_an_old_estimate_spectrum_is_never_trained_on(qtbot, session_dir,
+                                                                      preferences):
+    """The viewer door follows the session's one rule: a spectrum drawn into
+    iteration 1's estimate sample, labelled by keyboard after iteration 2, is
+    recorded as an estimate answer, counts for iteration 1's estimate and is
+    never trained on."""
+    with Session.open(session_dir) as session:
+        run_iteration(session, FAST)  # iteration 1's lists are no longer the latest
+        assert session.iteration == 2
+        old_estimate = session.read_batch(1, "estimate")
+    assert old_estimate, "iteration 1 drew no estimate sample: nothing to test"
+    target = old_estimate[0]
+
+    window = open_window(qtbot, session_dir, preferences)
+    assert window.session.iteration == 2
+    panel = window.queue_panel
+    panel.search.setText(target)  # the way a user brings it on screen
+    QTest.keyClick(panel.search, QtCore.Qt.Key_Return)
+    qtbot.waitUntil(lambda: not window.busy() and window.model.queue.kind[0] == "search",
+                    timeout=20000)
+    assert list(window.model.queue.ids) == [target] and window.current_id() == target
+    assert window.viewer.record.spectrum_id == target
+    press(window, QtCore.Qt.Key_2)
+
+    session = window.session
+    entries = session.log.entries(spectrum_id=target)
+    assert [(e.action, e.label, e.source, e.purpose) for e in entries] == [
+        ("label", "emission", "viewer", "estimate")]
+    rows, _ = session.training_labels()
+    target_row = session.index.rows([target])
+    assert target_row[0] >= 0
+    assert target_row[0] not in set(rows.tolist())
+    assert precision_curve(session)[0]["labelled"] == 1
