@@ -58,7 +58,7 @@ def test_demo_runs_end_to_end_without_a_display(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     demo = tmp_path / "demo"
     arguments = ["demo", "--dir", str(demo), "--lamost", "300", "--ondrejov", "150",
-                 "--max-epochs", "1", "--workers", "1", "--query-size", "10"]
+                 "--max-epochs", "1", "--workers", "1", "--query-size", "10", "--baseline"]
     assert main([*arguments, "--iterations", "1"]) == 0
     out = capsys.readouterr().out
     assert "entropy iteration  1: error on unseen" in out
@@ -76,3 +76,34 @@ def test_demo_runs_end_to_end_without_a_display(tmp_path, capsys, monkeypatch):
     assert "continuing" in capsys.readouterr().out
     with Session.open(demo / "session") as session:
         assert session.iteration == 2 and session.log.entries()[:len(first)] == first
+
+
+def test_session_commands_on_a_directory_that_is_not_a_session(tmp_path, capsys):
+    nosuch = str(tmp_path / "nosuch")
+    answers = tmp_path / "answers.csv"
+    answers.write_text("id,label\nx,emission\n")
+    commands = [["iterate", nosuch], ["status", nosuch], ["queue", nosuch],
+                ["label", nosuch, "x", "emission"], ["undo", nosuch], ["labels", nosuch],
+                ["export", nosuch, str(tmp_path / "c.vot")],
+                ["import-labels", nosuch, str(answers)],
+                ["simulate", nosuch, "--truth", str(answers)]]
+    for command in commands:
+        assert main(command) == 2, command
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"vo-al {command[0]}: {nosuch} is not a vo-al session (no config.json)"]
+
+
+def test_ctrl_c_during_an_iteration_is_one_line_and_leaves_no_half_iteration(
+        pools, tmp_path, capsys, monkeypatch):
+    train, pool = pools
+    session = tmp_path / "s"
+    assert main(["init", str(session), "--train", str(train), "--pool", str(pool)]) == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("vo_al.loop.score_pool", interrupted)
+    assert main(["iterate", str(session), "--max-epochs", "1"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "vo-al iterate: interrupted; nothing half-done was kept")
+    assert list((session / "iterations").iterdir()) == []

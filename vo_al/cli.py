@@ -207,8 +207,8 @@ def _demo_loop(args, survey: Path, session_dir: Path) -> dict | None:
     if not (session_dir / "config.json").exists():
         Session.create(session_dir, survey / "train.h5", survey / "pool.h5", seed=args.seed,
                        query_size=args.query_size, estimate_size=30).close()
-    options = IterationOptions(mode="head", max_epochs=args.max_epochs, patience=3,
-                               cache_features=True, answer_weight=args.answer_weight)
+    options = IterationOptions(mode="warm", max_epochs=args.max_epochs, patience=3,
+                               answer_weight=args.answer_weight)
     progress = _LoopProgress()
 
     def show(report):
@@ -222,12 +222,14 @@ def _demo_loop(args, survey: Path, session_dir: Path) -> dict | None:
                   f"(its labels are kept; --dir elsewhere starts afresh)")
         try:
             simulate(session, survey / "truth.csv", left, options, on_iteration=show,
-                     progress=progress)
+                     progress=progress, baseline="random" if args.baseline else None)
         finally:
             progress.close()
         results = {session.config.strategy: _simulation_records(session)}
-    with Session.open(session_dir / "baselines" / "random") as twin:
-        results["random"] = _simulation_records(twin)
+    twin = session_dir / "baselines" / "random"
+    if args.baseline and twin.is_dir():
+        with Session.open(twin) as baseline:
+            results["random"] = _simulation_records(baseline)
     return results
 
 
@@ -280,7 +282,7 @@ def _iteration_options(args):
         strategy=args.strategy, query_size=args.query_size, estimate_size=args.estimate_size,
         mode=mode, max_epochs=args.max_epochs, patience=args.patience,
         diversity=args.diversity, cache_features=args.cache_features,
-        mc_samples=args.mc_samples, paper=args.paper,
+        mc_samples=args.mc_samples, paper=args.paper, answer_weight=args.answer_weight,
         score=ScoreConfig(precision=args.precision, batch_size=args.batch_size))
 
 
@@ -525,6 +527,9 @@ def _add_iteration_options(p):
     p.add_argument("--mc-samples", type=int, help="MC-dropout samples (default 20 for bald)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--answer-weight", type=float, default=1.0,
+                   help="weight of each oracle answer in the training loss, against 1 for a "
+                        "training-set spectrum (default: 1, the paper)")
     p.add_argument("--paper", action="store_true",
                    help="train with the paper's settings exactly (docs/method.md): from "
                         "scratch, SMOTE, early stopping on the training loss, patience 10")
@@ -668,19 +673,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "demo", help="generate a demo survey, ingest it, run a few simulated iterations")
     p.add_argument("--dir", default="vo-al-demo")
-    p.add_argument("--lamost", type=int, default=20000,
-                   help="LAMOST-like pool spectra (default: 20000)")
-    p.add_argument("--ondrejov", type=int, default=3000,
-                   help="labelled Ondřejov-like training spectra (default: 3000)")
-    p.add_argument("--emission-fraction", type=float, default=0.01,
-                   help="share of interesting pool spectra (default 0.01: higher than the "
+    p.add_argument("--lamost", type=int, default=10000,
+                   help="LAMOST-like pool spectra (default: 10000)")
+    p.add_argument("--ondrejov", type=int, default=2000,
+                   help="labelled Ondřejov-like training spectra (default: 2000)")
+    p.add_argument("--emission-fraction", type=float, default=0.02,
+                   help="share of interesting pool spectra (default 0.02: higher than the "
                         "real 0.003 so a small demo has something to find)")
-    p.add_argument("--iterations", type=int, default=8,
-                   help="simulated iterations (default: 8)")
+    p.add_argument("--iterations", type=int, default=6,
+                   help="simulated iterations (default: 6)")
+    p.add_argument("--baseline", action="store_true",
+                   help="also run a random-query twin for comparison (twice the time)")
     p.add_argument("--query-size", type=int, default=50, help="queries per iteration (50)")
-    p.add_argument("--answer-weight", type=int, default=1,
-                   help="repeat each answer this many times in training (default: 1)")
-    p.add_argument("--max-epochs", type=int, default=15, help="default: 15")
+    p.add_argument("--answer-weight", type=float, default=10.0,
+                   help="weight of each oracle answer in training, against 1 for a "
+                        "training-set spectrum (default: 10; the paper: 1)")
+    p.add_argument("--max-epochs", type=int, default=10, help="default: 10")
     p.add_argument("--no-gui", action="store_true",
                    help="do not open the desktop app at the end (it opens when DISPLAY is set)")
     p.add_argument("--seed", type=int, default=1)
@@ -693,14 +701,53 @@ def build_parser() -> argparse.ArgumentParser:
 _CNN_COMMANDS = {"iterate", "simulate", "demo", "gui", "samp"}
 
 
+#: Exit status of a user or input error (as argparse's usage errors).
+EXIT_USAGE = 2
+#: Exit status after Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean the input or the request is wrong, not vo-al."""
+    from .labelfile import LabelFileError
+    from .labellog import LabelLogError
+    from .pool import InputsChangedError
+    from .session import SessionError
+    from .spectra import SpectrumReadError
+    from .train import CheckpointError
+
+    return (SessionError, LabelFileError, LabelLogError, InputsChangedError, SpectrumReadError,
+            CheckpointError, OSError)
+
+
 def main(argv=None) -> int:
-    """Entry point of the ``vo-al`` console script."""
+    """Entry point of the ``vo-al`` console script.
+
+    A user error or an interrupt prints one line and exits with
+    :data:`EXIT_USAGE` (2) or :data:`EXIT_INTERRUPTED` (130); a traceback
+    appears only for a bug in vo-al, and then says so.
+    """
     args = build_parser().parse_args(argv)
     if args.command in _CNN_COMMANDS:
         from .runtime import tune_allocator
 
         tune_allocator()  # before torch's first large buffers: ~1.8x CPU throughput
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"vo-al {args.command}: interrupted; nothing half-done was kept",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `vo-al queue ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except _user_errors() as exc:
+        print(f"vo-al {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:
+        print(f"vo-al {args.command}: this is a bug in vo-al; please report it with the "
+              f"traceback below", file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

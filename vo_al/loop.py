@@ -67,9 +67,9 @@ class IterationOptions:
         (:func:`vo_al.train.paper_config`: from scratch, SMOTE, early
         stopping on the training loss with patience 10 and min_delta 1e-3);
         ``mode``, ``max_epochs`` and ``patience`` are then ignored.
-    answer_weight : int
-        How many times each oracle answer is repeated in the training set
-        (1, the paper: an answer weighs as much as one training spectrum).
+    answer_weight : float
+        Weight of each oracle answer in the training loss (1, the paper: an
+        answer weighs as much as one training spectrum).
         The answers are few beside the training set and come from the
         pool's own domain; a larger weight lets them move the model sooner.
     model : str, optional
@@ -92,7 +92,7 @@ class IterationOptions:
     cache_features: bool = False
     mc_samples: int | None = None
     paper: bool = False
-    answer_weight: int = 1
+    answer_weight: float = 1.0
     model: str | None = None
     score: ScoreConfig = ScoreConfig()
 
@@ -156,9 +156,6 @@ def _train(session, n, options, progress, cancel):
     alone, so every oracle answer is trained on."""
     x, y, n_source = training_set(session)
     n_answers = len(y) - n_source
-    if options.answer_weight > 1 and n_answers:
-        repeat = np.r_[np.ones(n_source, np.int64), np.full(n_answers, options.answer_weight)]
-        x, y = np.repeat(x, repeat, axis=0), np.repeat(y, repeat)
     config = _train_config(session, n, options)
     init_state = None
     if config.mode != "scratch":
@@ -166,8 +163,9 @@ def _train(session, n, options, progress, cancel):
                                    expected_preprocess_attrs=session.config.preprocess)
         init_state = previous.model.state_dict()
     holdout = np.arange(len(y)) < n_source
+    weight = np.where(holdout, 1.0, 1.0 if options.paper else options.answer_weight)
     result = train(x, y, session.config.class_names, config, progress=progress, cancel=cancel,
-                   init_state=init_state, holdout=holdout)
+                   init_state=init_state, holdout=holdout, sample_weight=weight)
     sizes = {"n_train": n_source + n_answers, "n_answers": n_answers,
              "n_val": int(len(result.val_index)),
              "n_val_answers": int(np.count_nonzero(result.val_index >= n_source))}
@@ -273,6 +271,16 @@ def run_iteration(session: Session, options: IterationOptions = IterationOptions
         mc_samples = DEFAULT_MC_SAMPLES if strategy == "bald" else 0
     report = progress or (lambda step, event: None)
     n = session.begin_iteration()
+    try:
+        return _run(session, n, options, strategy, mc_samples, report, cancel)
+    except BaseException:  # cancelled, interrupted or failed: leave no half iteration
+        session.discard_iteration(n)
+        raise
+
+
+def _run(session, n, options, strategy, mc_samples, report, cancel) -> IterationResult:
+    """The steps of :func:`run_iteration` in iteration ``n``'s fresh folder."""
+    config = session.config
     timings = {}
 
     started = time.perf_counter()

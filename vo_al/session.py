@@ -428,6 +428,12 @@ class Session:
         self.iteration_dir(n).mkdir(parents=True)
         return n
 
+    def discard_iteration(self, n: int):
+        """Remove the folder of iteration ``n`` unless it is done (an
+        interrupted attempt); a completed iteration is never removed."""
+        if not self.iteration_file(n, "done").exists():
+            shutil.rmtree(self.iteration_dir(n), ignore_errors=True)
+
     def mark_done(self, n: int):
         """Mark iteration ``n`` complete; it must be the next one.
 

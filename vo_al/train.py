@@ -216,13 +216,15 @@ class TrainResult:
 
 @dataclass
 class _Data:
-    """Training and validation tensors on the device, with class weights."""
+    """Training and validation tensors on the device, with class weights and
+    each training row's loss weight (its class weight times its sample weight)."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
     class_weights: torch.Tensor
+    weights: torch.Tensor
 
 
 def stratified_split(
@@ -329,17 +331,24 @@ def smote(x: np.ndarray, y: np.ndarray, seed: int, k: int = 5) -> tuple[np.ndarr
     return np.concatenate(parts_x), np.concatenate(parts_y)
 
 
-def _prepare_data(x, y, n_classes, config, device, holdout) -> tuple[_Data, np.ndarray]:
+def _prepare_data(x, y, n_classes, config, device, holdout, sample_weight):
+    """The tensors of one training, and the indices of the validation rows."""
     train_idx, val_idx = stratified_split(y, config.val_fraction, config.seed, holdout)
     x_train, y_train = x[train_idx], y[train_idx]
+    rows = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    rows = rows[train_idx]
     if config.balance == "smote":
         x_train, y_train = smote(x_train, y_train, config.seed)
+        rows = np.r_[rows, np.ones(len(y_train) - len(rows))]
     as_x = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
     as_y = lambda a: torch.from_numpy(a.astype(np.int64)).to(device)
+    class_weights = _class_weights(y_train, n_classes, config.balance)
+    weights = class_weights[torch.from_numpy(y_train.astype(np.int64))] * torch.from_numpy(
+        rows.astype(np.float32))
     return _Data(
         x_train=as_x(x_train), y_train=as_y(y_train), x_val=as_x(x[val_idx]),
-        y_val=as_y(y[val_idx]),
-        class_weights=_class_weights(y_train, n_classes, config.balance).to(device),
+        y_val=as_y(y[val_idx]), class_weights=class_weights.to(device),
+        weights=weights.to(device),
     ), val_idx
 
 
@@ -399,21 +408,25 @@ def _check_cancel(cancel) -> None:
         raise TrainingCancelled("training cancelled")
 
 
-def _train_epoch(net, optimizer, criterion, inputs, data, order, config, cancel) -> float:
-    """One pass of mini-batch updates; returns the weighted mean training loss."""
+def _train_epoch(net, optimizer, inputs, data, order, config, cancel) -> float:
+    """One pass of mini-batch updates; returns the weighted mean training loss.
+
+    Each batch's loss is the mean cross-entropy weighted by the rows' loss
+    weights (class weight times sample weight)."""
     net.train()
     total, weight_sum = 0.0, 0.0
     for start in range(0, len(order), config.batch_size):
         _check_cancel(cancel)
         batch = order[start : start + config.batch_size].to(inputs.device)
-        targets = data.y_train[batch]
+        weights = data.weights[batch]
         optimizer.zero_grad(set_to_none=True)
-        loss = criterion(net(inputs[batch]), targets)
-        loss.backward()
+        losses = nn.functional.cross_entropy(net(inputs[batch]), data.y_train[batch],
+                                             reduction="none") * weights
+        batch_weight = weights.sum()
+        (losses.sum() / batch_weight).backward()
         optimizer.step()
-        batch_weight = float(data.class_weights[targets].sum())
-        total += float(loss.detach()) * batch_weight
-        weight_sum += batch_weight
+        total += float(losses.detach().sum())
+        weight_sum += float(batch_weight)
     return total / weight_sum if weight_sum > 0 else math.nan
 
 
@@ -448,6 +461,7 @@ def train(
     cancel=None,
     init_state: Mapping[str, torch.Tensor] | None = None,
     holdout: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> TrainResult:
     """Train the CNN with early stopping and return the best weights.
 
@@ -470,6 +484,9 @@ def train(
     holdout : ndarray of bool, shape (n,), optional
         Rows that may be held out for validation (default: all); the
         others are always trained on.
+    sample_weight : ndarray of float, shape (n,), optional
+        Weight of each row in the training loss (default: 1), on top of the
+        class balancing.
 
     Returns
     -------
@@ -486,7 +503,8 @@ def train(
     _check_inputs(x, y, len(class_names))
     device = resolve_device(config.device)
     model = _initial_model(x.shape[1], len(class_names), config, init_state).to(device)
-    data, val_index = _prepare_data(x, y, len(class_names), config, device, holdout)
+    data, val_index = _prepare_data(x, y, len(class_names), config, device, holdout,
+                                    sample_weight)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         history, best_epoch, stopped = _fit(model, data, config, progress, cancel)
@@ -504,14 +522,13 @@ def _fit(model, data, config, progress, cancel):
         val_in = _batched_features(model, data.x_val, config.eval_batch_size)
         net = model.head
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, eps=config.adam_eps)
-    criterion = nn.CrossEntropyLoss(weight=data.class_weights)
     gen = torch.Generator().manual_seed(config.seed)
     history: list[EpochProgress] = []
     best_loss, best_epoch, best_state, waited = math.inf, 0, _snapshot(net), 0
     for epoch in range(1, config.max_epochs + 1):
         _check_cancel(cancel)
         order = _epoch_order(data, config.balance, gen)
-        train_loss = _train_epoch(net, optimizer, criterion, train_in, data, order, config, cancel)
+        train_loss = _train_epoch(net, optimizer, train_in, data, order, config, cancel)
         val_loss, val_acc = _evaluate(
             net, val_in, data.y_val, data.class_weights, config.eval_batch_size
         )
