@@ -48,8 +48,8 @@ def parse_args(argv=None):
                         help="training after the first iteration (default: head)")
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--patience", type=int, default=5)
-    parser.add_argument("--answer-weight", type=int, default=1,
-                        help="repeat each oracle answer this many times in training")
+    parser.add_argument("--answer-weight", type=float, default=1.0,
+                        help="weight of each oracle answer in the training loss (default: 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write every report here")
     parser.add_argument("--plot", type=Path, help="write the picture here (PNG)")
