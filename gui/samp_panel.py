@@ -11,7 +11,6 @@ writes files and talks to the hub, so it runs in jobs.
 
 from __future__ import annotations
 
-import html
 import time
 
 from PyQt5 import QtCore, QtWidgets
@@ -60,6 +59,7 @@ class SampPanel(QtWidgets.QWidget):
     def _build(self):
         config = self.window.session.config
         self.state = QtWidgets.QLabel("Not connected to a SAMP hub.")
+        self.state.setTextFormat(QtCore.Qt.PlainText)  # messages quote peers' text verbatim
         self.state.setWordWrap(True)
         self.connect_button = QtWidgets.QPushButton("Connect")
         self.connect_button.setCheckable(True)
@@ -163,7 +163,7 @@ class SampPanel(QtWidgets.QWidget):
 
     def _set_state(self, connected: bool, text: str | None = None):
         if text is not None:
-            self.state.setText(html.escape(text))
+            self.state.setText(text)
         if self.link is None:
             self.hub_label.setText("SAMP: off ")
         elif connected:

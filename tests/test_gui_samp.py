@@ -96,3 +96,10 @@ def test_incoming_labels_highlight_and_selection(qtbot, window):
         sender.close()
     window.samp.connect_button.setChecked(False)
     assert window.samp.link is None and window.samp.hub_label.text().startswith("SAMP: off")
+
+
+def test_panel_messages_show_peer_text_verbatim(window):
+    message = "Cannot start SAMP: hub said 'no' <because> & so"
+    window.samp._set_state(False, message)
+    assert window.samp.state.text() == message  # neither &#x27; nor swallowed <tags>
+    assert window.samp.state.textFormat() == QtCore.Qt.PlainText

@@ -15,7 +15,9 @@ from vo_al.train import (
     TrainConfig,
     TrainingCancelled,
     load_checkpoint,
+    paper_config,
     save_checkpoint,
+    smote,
     stratified_split,
     train,
 )
@@ -266,3 +268,49 @@ def test_foreign_files_are_not_checkpoints(tmp_path):
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(CheckpointError, match="not a vo-al"):
         load_checkpoint(other)
+
+
+def test_smote_balances_with_points_between_neighbours_of_one_class():
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 1, (50, 4)), rng.normal(10, 1, (8, 4))].astype(np.float32)
+    y = np.r_[np.zeros(50, np.int64), np.ones(8, np.int64)]
+    bx, by = smote(x, y, seed=1)
+    assert np.bincount(by).tolist() == [50, 50]
+    assert np.array_equal(bx[:58], x)  # the originals first, unchanged
+    made = bx[58:]
+    lo, hi = x[50:].min(axis=0), x[50:].max(axis=0)
+    assert (made >= lo - 1e-6).all() and (made <= hi + 1e-6).all()  # inside the minority's hull box
+
+
+def test_validation_comes_only_from_rows_allowed_to_be_held_out(toy):
+    x, y = toy
+    holdout = np.arange(len(y)) < 120  # the last 60 rows (class 2) stand for oracle answers
+    train_idx, val_idx = stratified_split(y, 0.25, seed=0, holdout=holdout)
+    assert len(val_idx) == 30 and (val_idx < 120).all()
+    assert set(range(120, 180)) <= set(train_idx.tolist())
+    result = train(x, y, NAMES, TrainConfig(**FAST), holdout=holdout)
+    assert (result.val_index < 120).all() and len(result.val_index) == 12
+
+
+def test_paper_settings_monitor_the_training_loss_and_keep_the_last_epoch(toy):
+    x, y = toy
+    config = paper_config(device="cpu", max_epochs=3, seed=0)
+    assert (config.val_fraction, config.patience, config.min_delta, config.balance,
+            config.init, config.adam_eps, config.batch_size) == (0.0, 10, 1e-3, "smote",
+                                                                 "keras", 1e-7, 64)
+    result = train(x, y, NAMES, config)
+    assert len(result.val_index) == 0 and result.best_epoch == len(result.history) == 3
+    assert all(np.isnan(e.val_loss) for e in result.history)
+
+
+def test_answer_weights_move_the_model(toy):
+    x, y = toy
+    flipped = y.copy()
+    flipped[:10] = 1  # ten "answers" that contradict the bump's position
+    weight = np.ones(len(y))
+    weight[:10] = 50.0
+    plain = train(x, flipped, NAMES, TrainConfig(**FAST, seed=3))
+    weighted = train(x, flipped, NAMES, TrainConfig(**FAST, seed=3), sample_weight=weight)
+    with torch.no_grad():
+        agree = lambda r: (r.model.predict_proba(torch.from_numpy(x[:10])).argmax(1) == 1).sum()
+        assert agree(weighted) > agree(plain)
