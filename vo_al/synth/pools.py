@@ -37,6 +37,7 @@ from ..pool import (
 from ..preprocess import PreprocessConfig
 from .ccd700_files import ccd700_spectrum
 from .lamost_files import lamost_spectrum
+from .survey import checked_arguments
 from .truth import TRUTH_COLUMNS
 
 __all__ = ["SynthRecords", "PoolsReport", "generate_pools", "POOL_NAME", "TRAIN_NAME"]
@@ -158,11 +159,6 @@ def _training_labels(parts: Path) -> LabelTable:
     return LabelTable(by_id, {})
 
 
-def _check(name, value, low=0):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
-
-
 def generate_pools(outdir, n_lamost=1000, n_ondrejov=0, seed=0, emission_fraction=0.003,
                    workers=None, config: PreprocessConfig = PreprocessConfig(),
                    shard_rows: int = 4096, overwrite: bool = False,
@@ -220,12 +216,8 @@ def generate_pools(outdir, n_lamost=1000, n_ondrejov=0, seed=0, emission_fractio
     shards. While a ``.parts`` folder exists the run is unfinished, whatever
     else is there.
     """
-    for name, value in (("n_lamost", n_lamost), ("n_ondrejov", n_ondrejov), ("seed", seed)):
-        _check(name, value)
-    if not 0.0 <= float(emission_fraction) <= 1.0:
-        raise ValueError(f"emission_fraction must be in [0, 1], not {emission_fraction!r}")
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    _check("workers", workers, low=1)
+    workers = checked_arguments({"n_lamost": n_lamost, "n_ondrejov": n_ondrejov, "seed": seed},
+                                emission_fraction, workers)
     started = time.perf_counter()
     root = Path(outdir)
     root.mkdir(parents=True, exist_ok=True)

@@ -146,6 +146,24 @@ def _check(name, value, low=0):
         raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
 
 
+def checked_arguments(counts: dict, emission_fraction, workers) -> int:
+    """Check a survey's counts (integers >= 0) and emission fraction (in
+    [0, 1]); return the number of worker processes (None: every core).
+
+    Raises
+    ------
+    ValueError
+        For a count, fraction or worker number out of range.
+    """
+    for name, value in counts.items():
+        _check(name, value)
+    if not 0.0 <= float(emission_fraction) <= 1.0:
+        raise ValueError(f"emission_fraction must be in [0, 1], not {emission_fraction!r}")
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    _check("workers", workers, low=1)
+    return workers
+
+
 def generate_survey(outdir, n_lamost=1000, n_ondrejov=0, seed=0, emission_fraction=0.003,
                     corrupt=0, workers=None, progress=None) -> SynthReport:
     """Write a synthetic survey of LAMOST and Ondřejov files with ground truth.
@@ -182,13 +200,8 @@ def generate_survey(outdir, n_lamost=1000, n_ondrejov=0, seed=0, emission_fracti
     ValueError
         For negative counts or seed, or a fraction outside [0, 1].
     """
-    for name, value in (("n_lamost", n_lamost), ("n_ondrejov", n_ondrejov), ("seed", seed),
-                        ("corrupt", corrupt)):
-        _check(name, value)
-    if not 0.0 <= float(emission_fraction) <= 1.0:
-        raise ValueError(f"emission_fraction must be in [0, 1], not {emission_fraction!r}")
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    _check("workers", workers, low=1)
+    workers = checked_arguments({"n_lamost": n_lamost, "n_ondrejov": n_ondrejov, "seed": seed,
+                                 "corrupt": corrupt}, emission_fraction, workers)
     started = time.perf_counter()
     root = Path(outdir)
     for sub in ("lamost", "ondrejov"):
