@@ -11,6 +11,7 @@ import pytest
 from vo_al.labelfile import read_label_csv
 from vo_al.pool import (
     InputsChangedError,
+    NoSpectraError,
     PoolExistsError,
     PoolReader,
     ingest,
@@ -197,3 +198,29 @@ def test_kill_9_during_ingest_then_resume(tmp_path):
         np.testing.assert_array_equal(a.read("spectra"), b.read("spectra"))
     assert len(_rejected(out)) == len(_rejected(tmp_path / "clean.h5")) == clean.n_rejected + \
         clean.n_unusable
+
+
+def test_a_shard_of_rejected_files_only_is_fine(real_data, tmp_path):
+    bad = [tmp_path / "a.fits", tmp_path / "b.fits"]
+    bad[0].write_text("not a FITS file")
+    bad[1].write_bytes(b"")
+    good = sorted((real_data / "lamost").glob("spec-56*.fits"))[:2]
+    out = tmp_path / "p.h5"
+    report = ingest([*bad, *good], out, workers=1, shard_rows=2)  # the first shard: all bad
+    assert (report.n_spectra, report.n_rejected) == (2, 2)
+    with PoolReader(out) as pool:
+        assert len(pool) == 2 and pool.read("spectra").shape == (2, pool.length)
+
+
+@pytest.mark.parametrize("inputs", ["one-bad-file", "empty-folder", "mistyped-path"])
+def test_no_readable_spectrum_is_an_error_and_leaves_no_pool(tmp_path, inputs):
+    path = {"one-bad-file": tmp_path / "x.fits", "empty-folder": tmp_path / "empty",
+            "mistyped-path": tmp_path / "nosuch"}[inputs]
+    if inputs == "one-bad-file":
+        path.write_text("not a FITS file")
+    elif inputs == "empty-folder":
+        path.mkdir()
+    out = tmp_path / "p.h5"
+    with pytest.raises(NoSpectraError, match="no readable spectrum"):
+        ingest([path], out, workers=1)
+    assert not out.exists() and not (tmp_path / "p.h5.parts").exists()

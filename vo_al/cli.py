@@ -206,7 +206,7 @@ def _demo_loop(args, survey: Path, session_dir: Path) -> dict | None:
 
     if not (session_dir / "config.json").exists():
         Session.create(session_dir, survey / "train.h5", survey / "pool.h5", seed=args.seed,
-                       query_size=args.query_size, estimate_size=30).close()
+                       query_size=args.query_size, estimate_size=args.estimate_size).close()
     options = IterationOptions(mode="warm", max_epochs=args.max_epochs, patience=3,
                                answer_weight=args.answer_weight)
     progress = _LoopProgress()
@@ -675,20 +675,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default="vo-al-demo")
     p.add_argument("--lamost", type=int, default=10000,
                    help="LAMOST-like pool spectra (default: 10000)")
-    p.add_argument("--ondrejov", type=int, default=2000,
-                   help="labelled Ondřejov-like training spectra (default: 2000)")
-    p.add_argument("--emission-fraction", type=float, default=0.02,
-                   help="share of interesting pool spectra (default 0.02: higher than the "
+    p.add_argument("--ondrejov", type=int, default=1500,
+                   help="labelled Ondřejov-like training spectra (default: 1500)")
+    p.add_argument("--emission-fraction", type=float, default=0.03,
+                   help="share of interesting pool spectra (default 0.03: ten times the "
                         "real 0.003 so a small demo has something to find)")
-    p.add_argument("--iterations", type=int, default=6,
-                   help="simulated iterations (default: 6)")
+    p.add_argument("--iterations", type=int, default=8,
+                   help="simulated iterations (default: 8)")
     p.add_argument("--baseline", action="store_true",
                    help="also run a random-query twin for comparison (twice the time)")
     p.add_argument("--query-size", type=int, default=50, help="queries per iteration (50)")
-    p.add_argument("--answer-weight", type=float, default=10.0,
+    p.add_argument("--estimate-size", type=int, default=10,
+                   help="estimate sample per iteration (default 10: a small pool's interesting "
+                        "spectra must not all go to estimate samples, which are never trained "
+                        "on; the paper: 30 of 4.1 million)")
+    p.add_argument("--answer-weight", type=float, default=20.0,
                    help="weight of each oracle answer in training, against 1 for a "
-                        "training-set spectrum (default: 10; the paper: 1)")
-    p.add_argument("--max-epochs", type=int, default=10, help="default: 10")
+                        "training-set spectrum (default: 20; the paper: 1)")
+    p.add_argument("--max-epochs", type=int, default=6, help="default: 6")
     p.add_argument("--no-gui", action="store_true",
                    help="do not open the desktop app at the end (it opens when DISPLAY is set)")
     p.add_argument("--seed", type=int, default=1)
@@ -711,13 +715,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean the input or the request is wrong, not vo-al."""
     from .labelfile import LabelFileError
     from .labellog import LabelLogError
-    from .pool import InputsChangedError
+    from .pool import InputsChangedError, NoSpectraError
     from .session import SessionError
     from .spectra import SpectrumReadError
     from .train import CheckpointError
 
-    return (SessionError, LabelFileError, LabelLogError, InputsChangedError, SpectrumReadError,
-            CheckpointError, OSError)
+    return (SessionError, LabelFileError, LabelLogError, InputsChangedError, NoSpectraError,
+            SpectrumReadError, CheckpointError, OSError)
 
 
 def main(argv=None) -> int:

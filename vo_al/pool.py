@@ -52,6 +52,7 @@ __all__ = [
     "IngestReport",
     "PoolExistsError",
     "InputsChangedError",
+    "NoSpectraError",
     "ingest",
     "rejected_csv_path",
     "PoolReader",
@@ -69,6 +70,10 @@ _BATCH = 32  # files per worker task
 
 class PoolExistsError(FileExistsError):
     """The output pool exists and no interrupted run is there to resume."""
+
+
+class NoSpectraError(ValueError):
+    """An ingest found no readable spectrum at all."""
 
 
 class InputsChangedError(RuntimeError):
@@ -198,7 +203,8 @@ def _write_shard(parts: Path, number: int, paths: list[str], results: list[tuple
         "dec": np.array([r[5] for r in ok], dtype=np.float64),
         "quality": np.array([r[6] for r in ok], dtype=np.uint8),
         "reason": np.array([r[7] for r in ok], dtype=str),
-        "spectra": np.array([r[8] for r in ok], dtype=np.float32).reshape(len(ok), -1),
+        "spectra": (np.array([r[8] for r in ok], dtype=np.float32) if ok
+                    else np.empty((0, 0), np.float32)),  # a shard of rejected files only
         "extra": np.array([r[10] for r in ok], dtype=str),
         "rejected_path": np.array([r[1] for r in rejected], dtype=str),
         "rejected_reason": np.array([r[2] for r in rejected], dtype=str),
@@ -277,6 +283,8 @@ def _create_datasets(h5: h5py.File, length: int, with_labels: bool):
 def _append(h5: h5py.File, columns: dict):
     start = h5["spectra"].shape[0]
     stop = start + len(columns["id"])
+    if stop == start:
+        return
     for name, values in columns.items():
         dataset = h5[name]
         dataset.resize(stop, axis=0)
@@ -430,6 +438,9 @@ def ingest(
         ``out`` exists, no interrupted run is there, and not ``overwrite``.
     InputsChangedError
         An interrupted run is there but was given other inputs.
+    NoSpectraError
+        No input was a readable spectrum (no pool is left; the rejected
+        CSV says why each input was refused).
     """
     started = time.perf_counter()
     out = Path(out)
@@ -443,6 +454,11 @@ def ingest(
     consolidate(parts, out, config, labels, report)
     shutil.rmtree(parts)
     report.seconds = time.perf_counter() - started
+    if report.n_spectra == 0:
+        out.unlink()
+        raise NoSpectraError(
+            f"no readable spectrum among {report.n_inputs} inputs "
+            f"({report.n_rejected} rejected: see {rejected_csv_path(out)}); no pool was written")
     return report
 
 
