@@ -7,7 +7,8 @@
       labels.sqlite        the append-only label log (vo_al.labellog), WAL mode
       pool-index.npz       cached id → pool row index (vo_al.idindex)
       iterations/001/      artefacts of iteration 1: model.pt, scores.h5,
-                           query.json, estimate.json, metrics.json, done
+                           query.json, estimate.json, metrics.json,
+                           simulation.json (vo-al simulate), done
       iterations/002/ ...
 
 An iteration counts once its ``done`` marker exists, so a kill in the middle
