@@ -60,3 +60,16 @@ def pools(real_data, manifest, tmp_path_factory) -> tuple[Path, Path]:
 def pairs(real_data) -> list[dict]:
     with open(real_data / "pairs.csv", newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def require_qt():
+    """Skip a GUI test module without PyQt5 and pyqtgraph, or, with ``CI``
+    set, fail it: CI must run the desktop app's tests."""
+    for module in ("PyQt5", "pyqtgraph"):
+        try:
+            __import__(module)
+        except ImportError as exc:
+            text = f"needs {module} (pip install 'vo-al[gui]'): {exc}"
+            if os.environ.get("CI"):
+                pytest.fail(f"{text}; CI is set, so the GUI tests must run", pytrace=False)
+            pytest.skip(text, allow_module_level=True)

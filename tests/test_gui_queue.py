@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("PyQt5")
+from conftest import require_qt  # noqa: E402
+
+require_qt()
 from PyQt5 import QtCore, QtWidgets  # noqa: E402
 
 from gui.queue import Queue  # noqa: E402

@@ -8,7 +8,9 @@ import threading
 
 import pytest
 
-pytest.importorskip("PyQt5")
+from conftest import require_qt  # noqa: E402
+
+require_qt()
 from PyQt5 import QtCore  # noqa: E402
 
 from gui.main_window import MainWindow  # noqa: E402

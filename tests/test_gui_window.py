@@ -12,7 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("PyQt5")
+from conftest import require_qt  # noqa: E402
+
+require_qt()
 from PyQt5 import QtCore, QtGui, QtWidgets  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
 
