@@ -301,6 +301,7 @@ class Session:
         self.log = LabelLog(self.directory / _LOG)
         self._index: IdIndex | None = None
         self._index_lock = threading.Lock()
+        self._roles: tuple[int, dict] = (-1, {})  # (completed iterations, roles)
 
     # ------------------------------------------------------------------
     # Creating, opening, closing
@@ -625,11 +626,16 @@ class Session:
         dict
             ``spectrum_id -> 'estimate' | 'query'``.
         """
-        roles = {}
-        for n in range(1, self.iteration + 1):
-            roles.update({i: QUERY for i in self.read_batch(n, "query") if i not in roles})
-            roles.update({i: ESTIMATE for i in self.read_batch(n, "estimate")})
-        return roles
+        latest = self.iteration
+        with self._index_lock:
+            if self._roles[0] != latest:  # lists change only when an iteration completes
+                roles = {}
+                for n in range(1, latest + 1):
+                    roles.update({i: QUERY for i in self.read_batch(n, "query")
+                                  if i not in roles})
+                    roles.update({i: ESTIMATE for i in self.read_batch(n, "estimate")})
+                self._roles = (latest, roles)
+            return dict(self._roles[1])
 
     def undo(self, *, source: str, sender: str = "",
              spectrum_id: str | None = None) -> Entry | None:
