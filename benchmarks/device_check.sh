@@ -2,7 +2,7 @@
 # The device check (docs/results.md, "On a GPU"): the CUDA path end to end on a tiny
 # survey, bf16 agreement on CUDA, and the scoring benchmark. Run from the repository root
 # on a machine with a GPU. Inputs: .gpu/ holds a survey made here with
-#   vo-al synth .gpu --lamost 3000 --ondrejov 600 --pool --seed 0
+#   vo-al synth .gpu --lamost 3000 --ondrejov 600 --pool   (the seed of the 2026-11-30 run was not recorded)
 # and .whl/ the wheels of astropy and pyerfa that the device image lacks (may be empty).
 ls .whl/*.whl >/dev/null 2>&1 && { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1; }
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
