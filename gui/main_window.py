@@ -23,13 +23,13 @@ from vo_al.strategies import STRATEGIES
 from .dialogs import IterateOptionsDialog, PreferencesDialog
 from .errors import SAFE_LABELS, show_error
 from .plots import PlotsPanel
-from .queue import Queue, batch_queue, candidate_queue, search_queue
+from vo_al.queues import Queue, batch_queue, candidate_queue, search_queue
 from .queue_model import QueueModel
 from .queue_panel import BATCH, QueuePanel
 from .samp_panel import SampPanel
 from .settings import Preferences
-from .spectrum import marked_lines, spectrum_record
-from .stats import SessionSummary, format_precision, session_summary, uncertainty_histogram
+from vo_al.records import marked_lines, spectrum_record
+from vo_al.summary import SessionSummary, format_precision, session_summary, uncertainty_histogram
 from .viewer import SpectrumViewer
 from .workers import Job, SpectrumLoader, iteration_task
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtWidgets
 
-from .stats import SessionSummary, UncertaintyHistogram
+from vo_al.summary import SessionSummary, UncertaintyHistogram
 
 __all__ = ["PlotsPanel", "COLOURS", "OVERALL_COLOUR"]
 
@@ -45,8 +45,8 @@ def _key(named: list[tuple[str, str]]) -> str:
 
 
 class PlotsPanel(QtWidgets.QWidget):
-    """Three stacked plots, redrawn from :class:`~gui.stats.SessionSummary`
-    and :class:`~gui.stats.UncertaintyHistogram` objects.
+    """Three stacked plots, redrawn from :class:`~vo_al.summary.SessionSummary`
+    and :class:`~vo_al.summary.UncertaintyHistogram` objects.
 
     Parameters
     ----------

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from PyQt5 import QtCore, QtGui
 
-from .queue import Queue
+from vo_al.queues import Queue
 
 __all__ = ["QueueModel", "ANSWERED_BRUSH", "SKIPPED_BRUSH"]
 

@@ -2,8 +2,8 @@
 optionally the original spectrum around it, the marked lines, the model's
 opinion and the spectrum's label history.
 
-The widget only draws :class:`gui.spectrum.SpectrumRecord` and
-:class:`gui.spectrum.OriginalSpectrum` objects it is handed; reading and
+The widget only draws :class:`vo_al.records.SpectrumRecord` and
+:class:`vo_al.records.OriginalSpectrum` objects it is handed; reading and
 labelling happen in the core, called by the main window.
 """
 
@@ -19,7 +19,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from vo_al.preprocess import PreprocessConfig
 
-from .spectrum import OriginalSpectrum, SpectrumRecord, describe_entry, sexagesimal
+from vo_al.records import OriginalSpectrum, SpectrumRecord, describe_entry, sexagesimal
 
 __all__ = ["SpectrumViewer", "ORIGINAL_MARGIN"]
 

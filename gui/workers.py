@@ -26,7 +26,7 @@ from vo_al.loop import IterationOptions, IterationResult, run_iteration
 from vo_al.preprocess import PreprocessConfig
 from vo_al.session import Session
 
-from .spectrum import OriginalSpectrum, load_original
+from vo_al.records import OriginalSpectrum, load_original
 
 __all__ = ["Job", "iteration_task", "describe_progress", "SpectrumLoader", "readable_error"]
 

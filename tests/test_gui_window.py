@@ -20,7 +20,7 @@ from PyQt5.QtTest import QTest  # noqa: E402
 
 from gui.errors import install_excepthook  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
-from gui.queue import Queue, batch_queue, candidate_queue, search_queue  # noqa: E402
+from vo_al.queues import Queue, batch_queue, candidate_queue, search_queue  # noqa: E402
 from gui.settings import IterateSettings, Preferences  # noqa: E402
 from gui.workers import Job, iteration_task  # noqa: E402
 from vo_al.cli import main as cli  # noqa: E402

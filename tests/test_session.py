@@ -262,10 +262,16 @@ def test_an_iteration_counts_only_once_done(session):
 # The precision estimate
 
 
-def test_wilson_interval_of_a_known_example():
+def test_exact_interval_of_a_known_example():
+    # Clopper-Pearson for 27 of 30: [0.7347, 0.9789] (the beta-distribution quantiles)
     p, low, high, n = precision_estimate([1] * 30, [1] * 27 + [0] * 3, 1)
     assert (p, n) == (0.9, 30)
-    assert low == pytest.approx(0.7438, abs=1e-4) and high == pytest.approx(0.9654, abs=1e-4)
+    assert low == pytest.approx(0.7347, abs=1e-4) and high == pytest.approx(0.9789, abs=1e-4)
+
+
+def test_interval_keeps_room_below_a_perfect_sample():
+    p, low, high, n = precision_estimate([1] * 30, [1] * 30, 1)
+    assert (p, high) == (1.0, 1.0) and low == pytest.approx(0.8843, abs=1e-4)
 
 
 def test_precision_counts_only_spectra_predicted_as_the_class():

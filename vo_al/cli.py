@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .lock import IterationLocked
 
 __all__ = ["main", "build_parser"]
 
@@ -709,6 +710,8 @@ _CNN_COMMANDS = {"iterate", "simulate", "demo", "gui", "samp"}
 EXIT_USAGE = 2
 #: Exit status after Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
+#: Exit status when another iteration holds the session (sysexits' EX_TEMPFAIL: try later).
+EXIT_BUSY = 75
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -728,7 +731,8 @@ def main(argv=None) -> int:
     """Entry point of the ``vo-al`` console script.
 
     A user error or an interrupt prints one line and exits with
-    :data:`EXIT_USAGE` (2) or :data:`EXIT_INTERRUPTED` (130); a traceback
+    :data:`EXIT_USAGE` (2), :data:`EXIT_BUSY` (75, another iteration holds
+    the session) or :data:`EXIT_INTERRUPTED` (130); a traceback
     appears only for a bug in vo-al, and then says so.
     """
     args = build_parser().parse_args(argv)
@@ -745,6 +749,9 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `vo-al queue ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except IterationLocked as exc:
+        print(f"vo-al {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     except _user_errors() as exc:
         print(f"vo-al {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -10,12 +10,12 @@ rebuilt when the pool changes.
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path
 from .pool import PoolReader, hash_ids
 
 __all__ = ["IdIndex", "hash_ids", "read_rows"]
@@ -77,14 +77,10 @@ def _load_cache(cache_path: Path, stamp: tuple[int, int]):
 
 
 def _save_cache(cache_path: Path, stamp: tuple[int, int], hashes, rows):
-    """Write the cache atomically (temporary file, fsync, rename)."""
-    temporary = cache_path.with_name(cache_path.name + ".tmp")
-    with open(temporary, "wb") as fh:
+    """Write the cache atomically."""
+    with atomic_path(cache_path) as temporary, open(temporary, "wb") as fh:
         np.savez(fh, version=_CACHE_VERSION, pool_size=stamp[0], pool_mtime_ns=stamp[1],
                  hashes=hashes, rows=rows)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temporary, cache_path)
 
 
 class IdIndex:

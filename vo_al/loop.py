@@ -18,6 +18,7 @@ import torch
 
 from .features import FeatureCache
 from .idindex import read_rows
+from .lock import iteration_lock
 from .pool import PoolReader
 from .scoring import ScoreConfig, ScoresReader, score_pool
 from .session import Session, precision_estimate
@@ -263,6 +264,12 @@ def run_iteration(session: Session, options: IterationOptions = IterationOptions
     Returns
     -------
     IterationResult
+
+    Raises
+    ------
+    vo_al.lock.IterationLocked
+        When an iteration of this session is running (in any process);
+        nothing is written then.
     """
     config = session.config
     strategy = options.strategy or config.strategy
@@ -270,12 +277,13 @@ def run_iteration(session: Session, options: IterationOptions = IterationOptions
     if mc_samples is None:
         mc_samples = DEFAULT_MC_SAMPLES if strategy == "bald" else 0
     report = progress or (lambda step, event: None)
-    n = session.begin_iteration()
-    try:
-        return _run(session, n, options, strategy, mc_samples, report, cancel)
-    except BaseException:  # cancelled, interrupted or failed: leave no half iteration
-        session.discard_iteration(n)
-        raise
+    with iteration_lock(session.directory, f"iteration {session.iteration + 1}"):
+        n = session.begin_iteration()
+        try:
+            return _run(session, n, options, strategy, mc_samples, report, cancel)
+        except BaseException:  # cancelled, interrupted or failed: leave no half iteration
+            session.discard_iteration(n)
+            raise
 
 
 def _run(session, n, options, strategy, mc_samples, report, cancel) -> IterationResult:
@@ -348,7 +356,7 @@ def _record(session, n, query, estimate, summary, result, sizes, strategy, timin
 def precision_curve(session: Session) -> list[dict]:
     """The learning curve: per completed iteration, the precision estimated
     from its labelled estimate sample, per interesting class and overall,
-    each as a dict ``precision``, ``low``, ``high`` (95 % Wilson interval)
+    each as a dict ``precision``, ``low``, ``high`` (95 % exact binomial interval)
     and ``n`` (spectra predicted as the class); precision is None when n = 0.
 
     The overall figure is the paper's: the fraction of the sample whose

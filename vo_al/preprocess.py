@@ -39,6 +39,7 @@ __all__ = [
     "preprocess",
     "air_to_vacuum",
     "vacuum_to_air",
+    "to_working_medium",
     "blur_sigma_angstrom",
     "FWHM_PER_SIGMA",
     "BLUR_MODES",
@@ -327,6 +328,24 @@ def _valid_wavelength(wavelength: np.ndarray) -> str:
     if not (np.diff(wavelength) > 0).all():
         return "wavelengths not strictly increasing"
     return ""
+
+
+def to_working_medium(wavelength, medium: str, config: PreprocessConfig) -> np.ndarray:
+    """Wavelengths in a spectrum's medium → the pool's working medium.
+
+    Parameters
+    ----------
+    wavelength : array-like
+        Å, in ``medium``.
+    medium : {'air', 'vacuum'}
+    config : PreprocessConfig
+        Its ``vacuum`` flag names the working medium.
+
+    Returns
+    -------
+    ndarray
+    """
+    return _convert(np.asarray(wavelength, dtype=np.float64), _conversion(medium, config))
 
 
 def _conversion(medium: str, config: PreprocessConfig) -> bool | None:

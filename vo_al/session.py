@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.stats import binomtest
 
+from .atomic import write_text_atomic
 from .idindex import IdIndex, read_rows
 from .labellog import Entry, LabelLog, utc_now
 from .pool import PoolReader
@@ -86,16 +86,6 @@ class LabelRefused(ValueError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-def _write_atomic(path: Path, text: str):
-    """Write a small text file so that a kill leaves the old one or the new one."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temporary, path)
 
 
 @dataclass
@@ -243,7 +233,12 @@ def _class_keys(config: SessionConfig) -> set[str]:
 
 
 def precision_estimate(predicted, labelled, class_index, confidence: float = 0.95):
-    """Precision among spectra predicted as a class, with its Wilson interval.
+    """Precision among spectra predicted as a class, with its exact
+    (Clopper–Pearson) binomial interval.
+
+    The estimate samples are small (30 spectra) and their precision is
+    often near 0 or 1, where the exact interval keeps its coverage and
+    normal-approximation intervals do not.
 
     Parameters
     ----------
@@ -267,19 +262,16 @@ def precision_estimate(predicted, labelled, class_index, confidence: float = 0.9
     --------
     >>> p, low, high, n = precision_estimate([1] * 30, [1] * 27 + [0] * 3, 1)
     >>> round(p, 3), round(low, 3), round(high, 3), n
-    (0.9, 0.744, 0.965, 30)
+    (0.9, 0.735, 0.979, 30)
     """
     predicted, labelled = np.asarray(predicted), np.asarray(labelled)
     chosen = np.isin(predicted, np.atleast_1d(class_index))
     n = int(chosen.sum())
     if n == 0:
         return math.nan, 0.0, 1.0, 0
-    p = float((labelled[chosen] == predicted[chosen]).mean())
-    z = float(ndtri(0.5 + confidence / 2))
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return p, max(0.0, centre - half), min(1.0, centre + half), n
+    correct = int((labelled[chosen] == predicted[chosen]).sum())
+    interval = binomtest(correct, n).proportion_ci(confidence, method="exact")
+    return correct / n, float(interval.low), float(interval.high), n
 
 
 class Session:
@@ -341,7 +333,7 @@ class Session:
                                      preprocess=pool.preprocess_attrs, **config)
             _check_training_set(settings, train, pool)
         (directory / _ITERATIONS).mkdir(parents=True, exist_ok=True)
-        _write_atomic(directory / _CONFIG, settings.to_json())
+        write_text_atomic(directory / _CONFIG, settings.to_json())
         return cls(directory, settings)
 
     @classmethod
@@ -447,7 +439,7 @@ class Session:
         if n != self.iteration + 1 or not self.iteration_dir(n).is_dir():
             raise ValueError(f"iteration {n} cannot be marked done: {self.iteration} are done "
                              f"and only the next one, with its directory, can be")
-        _write_atomic(self.iteration_file(n, "done"), json.dumps({"time": utc_now()}) + "\n")
+        write_text_atomic(self.iteration_file(n, "done"), json.dumps({"time": utc_now()}) + "\n")
 
     def write_batch(self, n: int, kind: str, ids):
         """Store iteration ``n``'s query or estimate list (a JSON list of ids).
@@ -460,7 +452,7 @@ class Session:
         """
         self._batch_kind(kind)
         self.iteration_dir(n).mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.iteration_file(n, kind), json.dumps([str(i) for i in ids]) + "\n")
+        write_text_atomic(self.iteration_file(n, kind), json.dumps([str(i) for i in ids]) + "\n")
 
     def read_batch(self, n: int, kind: str) -> list[str]:
         """Iteration ``n``'s query or estimate list; empty when there is none."""
@@ -485,7 +477,7 @@ class Session:
             Any JSON-serialisable dict.
         """
         self.iteration_dir(n).mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.iteration_file(n, kind), json.dumps(record, indent=2) + "\n")
+        write_text_atomic(self.iteration_file(n, kind), json.dumps(record, indent=2) + "\n")
 
     def read_record(self, n: int, kind: str) -> dict:
         """A record written by :meth:`write_record`; empty when there is none."""

@@ -34,13 +34,13 @@ import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
 from torch import nn
 
+from .atomic import atomic_path
 from .cancel import Cancelled
 from .model import SpectrumCNN, build_model
 from .runtime import resolve_device
@@ -682,16 +682,8 @@ def save_checkpoint(
         "extra": _to_plain(dict(extra or {}), "extra"),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as temporary, open(temporary, "wb") as fh:
+        torch.save(payload, fh)
 
 
 def _differences(stored: dict, expected: dict) -> dict:

@@ -13,14 +13,16 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from astropy import units as u
+from astropy.coordinates import Angle
 
-from vo_al.labellog import Entry
-from vo_al.pool import PoolReader
-from vo_al.preprocess import PreprocessConfig, air_to_vacuum, vacuum_to_air
-from vo_al.session import Session
-from vo_al.spectra import AIR, VACUUM, read_spectrum
+from .labellog import Entry
+from .pool import PoolReader
+from .preprocess import PreprocessConfig, to_working_medium, vacuum_to_air
+from .session import Session
+from .spectra import read_spectrum
 
-from .queue import Queue
+from .queues import Queue
 
 __all__ = ["LINES_VACUUM", "SpectrumRecord", "OriginalSpectrum", "spectrum_record",
            "load_original", "marked_lines", "sexagesimal", "describe_entry"]
@@ -144,11 +146,7 @@ def load_original(path: str, config: PreprocessConfig) -> OriginalSpectrum:
         When the file is gone or unreadable.
     """
     spectrum = read_spectrum(path)
-    wavelength = spectrum.wavelength
-    if spectrum.medium == AIR and config.vacuum:
-        wavelength = air_to_vacuum(wavelength)
-    elif spectrum.medium == VACUUM and not config.vacuum:
-        wavelength = vacuum_to_air(wavelength)
+    wavelength = to_working_medium(spectrum.wavelength, spectrum.medium, config)
     flux = np.where(spectrum.bad, np.nan, spectrum.flux)
     inside = (wavelength >= config.wave_min) & (wavelength <= config.wave_max) & np.isfinite(flux)
     reference = flux[inside] if inside.any() else flux[np.isfinite(flux)]
@@ -162,14 +160,11 @@ def sexagesimal(ra: float, dec: float) -> str:
     """``hh:mm:ss.ss ±dd:mm:ss.s`` for degrees, or '' when unknown."""
     if not (math.isfinite(ra) and math.isfinite(dec)):
         return ""
-    seconds = round((ra % 360.0) / 15.0 * 3600.0, 2)
-    h, rest = divmod(seconds, 3600.0)
-    m, s = divmod(rest, 60.0)
-    arcsec = round(abs(dec) * 3600.0, 1)
-    d, rest = divmod(arcsec, 3600.0)
-    dm, ds = divmod(rest, 60.0)
-    sign = "-" if dec < 0 else "+"
-    return f"{int(h) % 24:02d}:{int(m):02d}:{s:05.2f} {sign}{int(d):02d}:{int(dm):02d}:{ds:04.1f}"
+    seconds = round(ra % 360.0 * 240.0, 2) % 86400.0  # so 23:59:59.999 shows as 00:00:00.00
+    alpha = Angle(seconds / 240.0, u.deg)
+    delta = Angle(dec, u.deg)
+    return (f"{alpha.to_string(unit=u.hourangle, sep=':', precision=2, pad=True)} "
+            f"{delta.to_string(unit=u.deg, sep=':', precision=1, pad=True, alwayssign=True)}")
 
 
 def describe_entry(entry: Entry, skip_name: str) -> str:

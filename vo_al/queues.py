@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vo_al.cancel import check_cancel
-from vo_al.idindex import read_rows
-from vo_al.labellog import Entry
-from vo_al.scoring import ScoresReader
-from vo_al.session import Session
-from vo_al.strategies import TopK, entropy
+from .cancel import check_cancel
+from .idindex import read_rows
+from .labellog import Entry
+from .scoring import ScoresReader
+from .session import Session
+from .strategies import TopK, entropy
 
 __all__ = [
     "BATCH_KINDS",

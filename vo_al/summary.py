@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vo_al.cancel import check_cancel
-from vo_al.loop import precision_curve
-from vo_al.scoring import ScoresReader
-from vo_al.session import Session
-from vo_al.strategies import entropy
+from .cancel import check_cancel
+from .loop import precision_curve
+from .scoring import ScoresReader
+from .session import Session
+from .strategies import entropy
 
 __all__ = ["SessionSummary", "session_summary", "UncertaintyHistogram", "uncertainty_histogram",
            "format_precision"]
