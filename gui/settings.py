@@ -39,13 +39,13 @@ class IterateSettings:
 
     query_size: int = 0
     estimate_size: int = 0
-    mode: str = "scratch"
-    max_epochs: int = 50
-    patience: int = 10
+    mode: str = IterationOptions.mode
+    max_epochs: int = IterationOptions.max_epochs
+    patience: int = IterationOptions.patience
     diversity: str = ""
     mc_samples: int = -1
-    precision: str = "auto"
-    batch_size: int = 1024
+    precision: str = ScoreConfig.precision
+    batch_size: int = ScoreConfig.batch_size
 
     def options(self, strategy: str | None) -> IterationOptions:
         """The core's :class:`~vo_al.loop.IterationOptions` for a strategy."""

@@ -4,6 +4,7 @@ into the library."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -16,18 +17,35 @@ __all__ = ["main", "build_parser"]
 
 
 class _Progress:
-    """A tqdm bar fed by ``(done, total)`` callbacks, on stderr."""
+    """A tqdm bar fed by ``(done, total)`` callbacks, on stderr.
+
+    Its rate is measured from the first report on (work done before it took
+    an unknown time), so none is shown until a second report."""
 
     def __init__(self, description: str, unit: str):
         from tqdm import tqdm
 
         self._bar = tqdm(desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True,
                          disable=None)
+        self._reported = False
 
     def __call__(self, done: int, total: int):
+        if not self._reported:
+            self._reported = True
+            self._bar.reset(total)  # the clock starts at the first report
+            self._bar.initial = done
         self._bar.total = total
         self._bar.n = done
         self._bar.refresh()
+
+    def stop_early(self, unit: str):
+        """End the bar at 100 % where the work stopped, saying so (early stopping)."""
+        bar = self._bar
+        if bar.total and bar.n < bar.total:
+            bar.set_description(f"{bar.desc.rstrip(': ')} (stopped early at {unit} {bar.n})",
+                                refresh=False)
+            bar.total = bar.n
+            bar.refresh()
 
     def close(self):
         self._bar.close()
@@ -100,26 +118,31 @@ def _cmd_synth(args) -> int:
 
 def _cmd_synth_pools(args) -> int:
     """``vo-al synth --pool``: the survey straight into pool.h5, train.h5, truth.csv."""
-    from .pool import InputsChangedError, PoolExistsError
     from .preprocess import PreprocessConfig
-    from .synth import generate_pools
 
     if args.corrupt:
         print("vo-al synth: --corrupt needs files; it cannot be combined with --pool",
               file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     config = PreprocessConfig(wave_min=args.wave_min, wave_max=args.wave_max,
                               n_points=args.points, blur=args.blur)
+    return _write_pools(args.outdir, config, n_lamost=args.lamost, n_ondrejov=args.ondrejov,
+                        seed=args.seed, emission_fraction=args.emission_fraction,
+                        workers=args.workers, shard_rows=args.shard_rows,
+                        overwrite=args.overwrite)
+
+
+def _write_pools(outdir, config, **survey) -> int:
+    """Generate a survey's pools (:func:`vo_al.synth.generate_pools`) with a progress bar."""
+    from .pool import InputsChangedError, PoolExistsError
+    from .synth import generate_pools
+
     bar = _Progress("synth", "spectrum")
     try:
-        report = generate_pools(
-            args.outdir, n_lamost=args.lamost, n_ondrejov=args.ondrejov, seed=args.seed,
-            emission_fraction=args.emission_fraction, workers=args.workers, config=config,
-            shard_rows=args.shard_rows, overwrite=args.overwrite, progress=bar,
-        )
+        report = generate_pools(outdir, config=config, progress=bar, **survey)
     except (PoolExistsError, InputsChangedError, ValueError) as exc:
         print(f"vo-al synth: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     finally:
         bar.close()
     print(report.summary())
@@ -143,9 +166,10 @@ def _cmd_ingest(args) -> int:
                               n_points=args.points, blur=args.blur)
     bar = _Progress("ingest", "file")
     try:
-        report = ingest(args.inputs, args.out, labels=labels, workers=args.workers,
-                        config=config, overwrite=args.overwrite, progress=bar,
-                        shard_rows=args.shard_rows)
+        with _dask_client(args) as client:
+            report = ingest(args.inputs, args.out, labels=labels, workers=args.workers,
+                            config=config, overwrite=args.overwrite, progress=bar,
+                            shard_rows=args.shard_rows, client=client)
     except (PoolExistsError, InputsChangedError) as exc:
         print(f"vo-al ingest: {exc}", file=sys.stderr)
         return 2
@@ -155,16 +179,30 @@ def _cmd_ingest(args) -> int:
     return 0
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
 def _print_ingest_report(report, rejected_csv):
-    resumed = f" (resumed after {report.resumed_inputs})" if report.resumed_inputs else ""
-    print(f"pool {report.pool}: {report.n_spectra} spectra from {report.n_inputs} files{resumed}")
-    print(f"  usable {report.n_usable}, kept with quality > 0: {report.n_unusable} "
-          f"{report.quality_counts}")
-    print(f"  rejected files {report.n_rejected}, duplicate ids {report.n_duplicates} "
-          f"(listed in {rejected_csv})")
+    """The ingest summary in sentences."""
+    from .preprocess import Quality
+
+    resumed = (f", resuming after {_count(report.resumed_inputs, 'file')} done before"
+               if report.resumed_inputs else "")
+    print(f"Wrote {report.pool}: {_count(report.n_spectra, 'spectrum', 'spectra')} "
+          f"from {_count(report.n_inputs, 'file')}{resumed}.")
+    why = ", ".join(f"{n:,} {Quality[name].reason}"
+                    for name, n in sorted(report.quality_counts.items())
+                    if Quality[name] != Quality.OK and n)
+    print(f"{report.n_usable:,} can be scored; {report.n_unusable:,} are kept but never scored"
+          + (f" ({why})." if why else "."))
+    print(f"{_count(report.n_rejected, 'file')} could not be read and "
+          f"{_count(report.n_duplicates, 'duplicate id')} were dropped"
+          + (f"; each is listed with its reason in {rejected_csv}."
+             if report.n_rejected or report.n_duplicates else "."))
     if report.n_labelled:
-        print(f"  labelled {report.n_labelled}")
-    print(f"  {report.seconds:.1f} s, {report.files_per_second:.0f} files/s")
+        print(f"{report.n_labelled:,} spectra carry a training label.")
+    print(f"It took {report.seconds:.1f} s ({report.files_per_second:,.0f} files/s).")
 
 
 # ---------------------------------------------------------------- demo
@@ -174,15 +212,14 @@ def _cmd_demo(args) -> int:
     """A demo survey straight into HDF5, then a simulated loop beside a
     random-query baseline, judged on the spectra the model has not seen."""
     from .curves import plot_curves, summary_table
+    from .preprocess import PreprocessConfig
 
     out = Path(args.dir)
     survey = out / "survey"
     if not (survey / "train.h5").exists():
-        status = _cmd_synth_pools(argparse.Namespace(
-            outdir=survey, lamost=args.lamost, ondrejov=args.ondrejov, seed=args.seed,
-            emission_fraction=args.emission_fraction, workers=args.workers, corrupt=0,
-            wave_min=6519.0, wave_max=6732.0, points=140, blur="resolution", shard_rows=4096,
-            overwrite=False))
+        status = _write_pools(survey, PreprocessConfig(), n_lamost=args.lamost,
+                              n_ondrejov=args.ondrejov, seed=args.seed,
+                              emission_fraction=args.emission_fraction, workers=args.workers)
         if status:
             return status
     session_dir = out / "session"
@@ -196,18 +233,17 @@ def _cmd_demo(args) -> int:
     if args.no_gui or not os.environ.get("DISPLAY"):
         print(f"open the session in the desktop app: {_vo_al_command()} gui {session_dir}")
         return 0
-    return _cmd_gui(argparse.Namespace(session=session_dir, screenshot=None))
+    return _open_gui(session_dir)
 
 
 def _demo_loop(args, survey: Path, session_dir: Path) -> dict | None:
     """Run (or continue) the demo session and its baseline; never deletes labels."""
     from .loop import IterationOptions
-    from .session import Session
-    from .simulate import simulate
+    from .workspace import Workspace
 
     if not (session_dir / "config.json").exists():
-        Session.create(session_dir, survey / "train.h5", survey / "pool.h5", seed=args.seed,
-                       query_size=args.query_size, estimate_size=args.estimate_size).close()
+        Workspace.create(session_dir, survey / "train.h5", survey / "pool.h5", seed=args.seed,
+                         query_size=args.query_size, estimate_size=args.estimate_size).close()
     options = IterationOptions(mode="warm", max_epochs=args.max_epochs, patience=3,
                                answer_weight=args.answer_weight)
     progress = _LoopProgress()
@@ -216,27 +252,22 @@ def _demo_loop(args, survey: Path, session_dir: Path) -> dict | None:
         progress.close()
         print(_simulation_line(report), flush=True)
 
-    with Session.open(session_dir) as session:
-        left = max(0, args.iterations - session.iteration)
-        if session.iteration:
-            print(f"continuing {session_dir} after iteration {session.iteration} "
+    with Workspace.open(session_dir) as workspace:
+        left = max(0, args.iterations - workspace.iteration)
+        if workspace.iteration:
+            print(f"continuing {session_dir} after iteration {workspace.iteration} "
                   f"(its labels are kept; --dir elsewhere starts afresh)")
         try:
-            simulate(session, survey / "truth.csv", left, options, on_iteration=show,
-                     progress=progress, baseline="random" if args.baseline else None)
+            workspace.simulate(survey / "truth.csv", left, options, on_iteration=show,
+                               progress=progress, baseline="random" if args.baseline else None)
         finally:
             progress.close()
-        results = {session.config.strategy: _simulation_records(session)}
+        results = {workspace.config.strategy: workspace.simulation_records()}
     twin = session_dir / "baselines" / "random"
     if args.baseline and twin.is_dir():
-        with Session.open(twin) as baseline:
-            results["random"] = _simulation_records(baseline)
+        with Workspace.open(twin) as baseline:
+            results["random"] = baseline.simulation_records()
     return results
-
-
-def _simulation_records(session) -> list[dict]:
-    return [r for r in (session.read_record(n, "simulation")
-                        for n in range(1, session.iteration + 1)) if r]
 
 
 def _vo_al_command() -> str:
@@ -255,21 +286,21 @@ def _vo_al_command() -> str:
 # ---------------------------------------------------------------- session
 
 
-def _open_session(path):
-    from .session import Session
+def _open(path):
+    from .workspace import Workspace
 
-    return Session.open(path)
+    return Workspace.open(path)
 
 
 def _cmd_init(args) -> int:
-    from .session import Session
+    from .workspace import Workspace
 
     options = {"seed": args.seed, "strategy": args.strategy, "query_size": args.query_size,
                "estimate_size": args.estimate_size}
     if args.classes:
         options["class_names"] = args.classes.split(",")
-    with Session.create(args.session, args.train, args.pool, **options) as session:
-        print(f"session {args.session}: classes {', '.join(session.config.class_names)}; "
+    with Workspace.create(args.session, args.train, args.pool, **options) as workspace:
+        print(f"session {args.session}: classes {', '.join(workspace.config.class_names)}; "
               f"train {args.train}, pool {args.pool}")
     return 0
 
@@ -296,7 +327,10 @@ class _LoopProgress:
     def __call__(self, step, event):
         if step == "train":
             self._bar("train", "epoch")(event.epoch, event.max_epochs)
-        elif step == "score":
+            return
+        if "train" in self._bars:  # training is over: before max_epochs, it stopped early
+            self._bars["train"].stop_early("epoch")
+        if step == "score":
             self._bar("score", "spectrum")(*event)
 
     def _bar(self, name, unit):
@@ -311,12 +345,11 @@ class _LoopProgress:
 
 
 def _cmd_iterate(args) -> int:
-    from .loop import run_iteration
-
     progress = _LoopProgress()
-    with _open_session(args.session) as session:
+    with _open(args.session) as workspace, _dask_client(args) as client:
         try:
-            result = run_iteration(session, _iteration_options(args), progress=progress)
+            result = workspace.iterate(_iteration_options(args), progress=progress,
+                                       client=client)
         finally:
             progress.close()
     m = result.metrics
@@ -328,24 +361,15 @@ def _cmd_iterate(args) -> int:
     return 0
 
 
-def _queue_rows(session):
-    n = session.iteration
-    current = session.log.current()
-    predicted = session.read_metrics(n).get("estimate_predicted", {}) if n else {}
-    rows = []
-    for kind in ("query", "estimate"):
-        for spectrum_id in session.read_batch(n, kind) if n else []:
-            entry = current.get(spectrum_id)
-            rows.append({"id": spectrum_id, "kind": kind,
-                         "answer": (entry.label or entry.action) if entry else None,
-                         "predicted": session.config.class_names[predicted[spectrum_id]]
-                         if spectrum_id in predicted else None})
-    return n, rows
+def _queue_rows(queue) -> list[dict]:
+    return [{"id": queue.ids[i], "kind": queue.kind[i], "answer": queue.answer[i] or None,
+             "predicted": queue.predicted(i) or None} for i in range(len(queue))]
 
 
 def _cmd_queue(args) -> int:
-    with _open_session(args.session) as session:
-        n, rows = _queue_rows(session)
+    with _open(args.session) as workspace:
+        queue = workspace.batch()
+    n, rows = queue.iteration, _queue_rows(queue)
     if args.json:
         _print_json({"iteration": n, "queue": rows})
         return 0
@@ -359,9 +383,9 @@ def _cmd_queue(args) -> int:
 def _cmd_label(args) -> int:
     from .session import LabelRefused
 
-    with _open_session(args.session) as session:
+    with _open(args.session) as workspace:
         try:
-            entry = session.label(args.id, args.label, source="cli", sender=args.sender)
+            entry = workspace.label(args.id, args.label, source="cli", sender=args.sender)
         except LabelRefused as exc:
             print(f"vo-al label: refused: {exc}", file=sys.stderr)
             return 2
@@ -371,9 +395,9 @@ def _cmd_label(args) -> int:
 
 
 def _cmd_undo(args) -> int:
-    with _open_session(args.session) as session:
-        entry = session.undo(source="cli", sender=args.sender)
-        undone = entry and session.log.entries(spectrum_id=entry.spectrum_id)
+    with _open(args.session) as workspace:
+        entry = workspace.undo(source="cli", sender=args.sender)
+        undone = entry and workspace.entries(spectrum_id=entry.spectrum_id)
     if entry is None:
         print("nothing to undo")
         return 1
@@ -383,8 +407,8 @@ def _cmd_undo(args) -> int:
 
 
 def _cmd_labels(args) -> int:
-    with _open_session(args.session) as session:
-        entries = session.log.entries()
+    with _open(args.session) as workspace:
+        entries = workspace.entries()
     keys = ("seq", "spectrum_id", "label", "action", "source", "sender", "time", "iteration",
             "purpose", "undone", "undoes")
     rows = [{k: getattr(e, k) for k in keys} for e in entries]
@@ -407,38 +431,35 @@ def _cmd_import_labels(args) -> int:
     except LabelFileError as exc:
         print(f"vo-al import-labels: {exc}", file=sys.stderr)
         return 2
-    with _open_session(args.session) as session:
-        accepted, refused = session.label_many(pairs, source="import",
-                                               sender=Path(args.file).name)
-    print(f"imported {len(accepted)} labels from {args.file}; refused {len(refused)}")
-    for spectrum_id, reason in refused[:20]:
+    with _open(args.session) as workspace:
+        result = workspace.import_labels(pairs, source="import", sender=Path(args.file).name)
+    print(f"imported {len(result.accepted)} labels from {args.file}; "
+          f"{result.unchanged} already in force; refused {len(result.refused)}")
+    for spectrum_id, reason in result.refused[:20]:
         print(f"  {spectrum_id}: {reason}", file=sys.stderr)
-    return 0 if accepted or not pairs else 2
+    if len(result.refused) > 20:
+        print(f"  ... and {len(result.refused) - 20} more", file=sys.stderr)
+    return EXIT_USAGE if result.refused else 0
 
 
 def _cmd_export(args) -> int:
-    from .export import candidate_table, write_table
-
-    with _open_session(args.session) as session:
+    with _open(args.session) as workspace:
         try:
-            table = candidate_table(session, args.iteration)
-            write_table(table, args.out)
+            rows = workspace.export(args.out, args.iteration)
         except ValueError as exc:
             print(f"vo-al export: {exc}", file=sys.stderr)
-            return 2
-    print(f"wrote {len(table)} candidates to {args.out}")
+            return EXIT_USAGE
+    print(f"wrote {rows} candidates to {args.out}")
     return 0
 
 
 def _cmd_status(args) -> int:
-    from .loop import precision_curve
-
-    with _open_session(args.session) as session:
-        n = session.iteration
+    with _open(args.session) as workspace:
+        n = workspace.iteration
         status = {"session": str(args.session), "iteration": n,
-                  "label_counts": session.log.counts(),
-                  "learning_curve": precision_curve(session),
-                  "metrics": session.read_metrics(n) if n else {}}
+                  "label_counts": workspace.label_counts(),
+                  "learning_curve": workspace.learning_curve(),
+                  "metrics": workspace.metrics()}
         status["metrics"].pop("estimate_predicted", None)
     if args.json:
         _print_json(status)
@@ -470,8 +491,6 @@ def _simulation_line(report: dict) -> str:
 
 
 def _cmd_simulate(args) -> int:
-    from .simulate import simulate
-
     progress = None if args.json else _LoopProgress()
 
     def show(report):
@@ -480,10 +499,11 @@ def _cmd_simulate(args) -> int:
             print(_simulation_line(report), flush=True)
 
     try:
-        with _open_session(args.session) as session:
-            reports = simulate(session, args.truth, args.iterations, _iteration_options(args),
-                               on_iteration=show, progress=progress,
-                               baseline=None if args.no_baseline else args.baseline)
+        with _open(args.session) as workspace, _dask_client(args) as client:
+            reports = workspace.simulate(args.truth, args.iterations, _iteration_options(args),
+                                         on_iteration=show, progress=progress,
+                                         baseline=None if args.no_baseline else args.baseline,
+                                         client=client)
     finally:
         if progress is not None:
             progress.close()
@@ -500,123 +520,191 @@ def _cmd_samp(args) -> int:
 
 
 def _cmd_gui(args) -> int:
+    return _open_gui(args.session, screenshot=args.screenshot)
+
+
+def _open_gui(session, screenshot=None) -> int:
     try:
         from gui.app import main as gui_main
     except ImportError as exc:  # PyQt5 or pyqtgraph missing
         print(f"vo-al gui: the desktop app needs PyQt5 and pyqtgraph "
               f"(pip install 'vo-al[gui]'): {exc}", file=sys.stderr)
-        return 2
-    return gui_main(args.session, screenshot=args.screenshot)
+        return EXIT_USAGE
+    return gui_main(session, screenshot=screenshot)
+
+
+class _Help(argparse.HelpFormatter):
+    """Help with each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or "default:" in text or default is None or default is False
+                or default is argparse.SUPPRESS or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _add_dask_options(p):
+    """``--dask`` / ``--dask-scheduler-file``: the heavy work on a Dask cluster."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--dask", metavar="ADDRESS",
+                       help="run on a Dask cluster: a scheduler (tcp://host:8786), or local:N "
+                            "for N worker processes started here (docs/cluster.md)")
+    group.add_argument("--dask-scheduler-file", type=Path, metavar="FILE",
+                       help="run on the Dask cluster whose scheduler wrote FILE")
+
+
+def _dask_client(args):
+    """A context giving the Dask client that ``args`` names, or None."""
+    import contextlib
+
+    if args.dask is None and args.dask_scheduler_file is None:
+        return contextlib.nullcontext()
+    try:
+        from .distributed import connect
+    except ImportError as exc:
+        print(f"vo-al {args.command}: --dask needs dask.distributed "
+              f"(pip install 'vo-al[dask]'): {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from exc
+    return connect(args.dask, args.dask_scheduler_file)
 
 
 def _add_iteration_options(p):
+    from .loop import IterationOptions
+    from .scoring import ScoreConfig
     from .strategies import STRATEGIES
 
+    loop, score = IterationOptions(), ScoreConfig()
     p.add_argument("--strategy", choices=sorted(STRATEGIES),
                    help="query strategy (default: the session's)")
-    p.add_argument("--query-size", type=int)
-    p.add_argument("--estimate-size", type=int)
+    p.add_argument("--query-size", type=int, help="spectra to query (default: the session's)")
+    p.add_argument("--estimate-size", type=int,
+                   help="random spectra predicted interesting, drawn to estimate the precision "
+                        "(default: the session's)")
     p.add_argument("--warm-start", action="store_true", help="start from the last weights")
     p.add_argument("--head-only", action="store_true", help="fine-tune only the dense head")
-    p.add_argument("--max-epochs", type=int, default=50)
-    p.add_argument("--patience", type=int, default=10,
+    p.add_argument("--max-epochs", type=int, default=loop.max_epochs,
+                   help="most training epochs")
+    p.add_argument("--patience", type=int, default=loop.patience,
                    help="epochs without a better validation loss before stopping")
     p.add_argument("--cache-features", action="store_true",
                    help="keep trunk features (1 KB/spectrum) so --head-only rescoring is cheap")
     p.add_argument("--diversity", choices=("kmeans++", "coreset"),
                    help="spread the batch out in the network's feature space")
-    p.add_argument("--mc-samples", type=int, help="MC-dropout samples (default 20 for bald)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--answer-weight", type=float, default=1.0,
+    p.add_argument("--mc-samples", type=int,
+                   help="MC-dropout samples (default: 20 for bald, else none)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=score.precision,
+                   help="scoring arithmetic; auto uses bf16 where the CPU or GPU has it and "
+                        "it agrees with fp32")
+    p.add_argument("--batch-size", type=int, default=score.batch_size,
+                   help="spectra per scoring pass")
+    p.add_argument("--answer-weight", type=float, default=loop.answer_weight,
                    help="weight of each oracle answer in the training loss, against 1 for a "
-                        "training-set spectrum (default: 1, the paper)")
+                        "training-set spectrum (1 is the paper's)")
     p.add_argument("--paper", action="store_true",
                    help="train with the paper's settings exactly (docs/method.md): from "
                         "scratch, SMOTE, early stopping on the training loss, patience 10")
 
 
 def _add_session_commands(commands):
+    from .session import SessionConfig
+    from .strategies import STRATEGIES
+
+    defaults = SessionConfig(train_path="", pool_path="")
+    user = os.environ.get("USER", "")
     p = commands.add_parser("init", help="create an active-learning session")
-    p.add_argument("session", type=Path)
+    p.add_argument("session", type=Path, help="new (or empty) session directory")
     p.add_argument("--train", required=True, type=Path, help="labelled training pool (HDF5)")
     p.add_argument("--pool", required=True, type=Path, help="pool to search (HDF5)")
-    p.add_argument("--classes", help="comma-separated class names (first = not interesting)")
-    p.add_argument("--strategy", default="entropy")
-    p.add_argument("--query-size", type=int, default=100)
-    p.add_argument("--estimate-size", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classes", help="comma-separated class names, the first not interesting "
+                                     f"(default: {','.join(defaults.class_names)})")
+    p.add_argument("--strategy", default=defaults.strategy, choices=sorted(STRATEGIES),
+                   help="query strategy")
+    p.add_argument("--query-size", type=int, default=defaults.query_size,
+                   help="spectra to query per iteration")
+    p.add_argument("--estimate-size", type=int, default=defaults.estimate_size,
+                   help="spectra predicted interesting drawn per iteration to estimate the "
+                        "precision (never trained on)")
+    p.add_argument("--seed", type=int, default=defaults.seed,
+                   help="seed of training, sampling and MC dropout")
     p.set_defaults(func=_cmd_init)
 
     p = commands.add_parser("iterate", help="train, score the pool, choose the next batch")
-    p.add_argument("session", type=Path)
+    p.add_argument("session", type=Path, help="session directory")
     _add_iteration_options(p)
+    _add_dask_options(p)
     p.set_defaults(func=_cmd_iterate)
 
     p = commands.add_parser("queue", help="what to label now")
-    p.add_argument("session", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("session", type=Path, help="session directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--all", action="store_true", help="also the answered ones")
     p.set_defaults(func=_cmd_queue)
 
     p = commands.add_parser("label", help="label one spectrum")
-    p.add_argument("session", type=Path)
-    p.add_argument("id")
-    p.add_argument("label", help="a class name, an alias, or 'skip'")
-    p.add_argument("--sender", default=os.environ.get("USER", ""))
+    p.add_argument("session", type=Path, help="session directory")
+    p.add_argument("id", help="the spectrum's id in the pool")
+    p.add_argument("label", help="a class name, an alias, or the skip name (skip)")
+    p.add_argument("--sender", default=user, help="who answers, kept in the label log")
     p.set_defaults(func=_cmd_label)
 
     p = commands.add_parser("undo", help="take back the latest answer")
-    p.add_argument("session", type=Path)
-    p.add_argument("--sender", default=os.environ.get("USER", ""))
+    p.add_argument("session", type=Path, help="session directory")
+    p.add_argument("--sender", default=user, help="who undoes, kept in the label log")
     p.set_defaults(func=_cmd_undo)
 
     p = commands.add_parser("labels", help="the label log with provenance")
-    p.add_argument("session", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("session", type=Path, help="session directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_labels)
 
     p = commands.add_parser("import-labels", help="labels from a CSV or VOTable")
-    p.add_argument("session", type=Path)
-    p.add_argument("file", type=Path)
-    p.add_argument("--id-column", default="id")
-    p.add_argument("--label-column", default="label")
+    p.add_argument("session", type=Path, help="session directory")
+    p.add_argument("file", type=Path, help=".csv, .vot or .xml table")
+    p.add_argument("--id-column", default="id", help="column of spectrum ids")
+    p.add_argument("--label-column", default="label",
+                   help="column of class names (class is accepted when it is missing)")
     p.set_defaults(func=_cmd_import_labels)
 
     p = commands.add_parser("export", help="candidate table as .vot, .fits or .csv")
-    p.add_argument("session", type=Path)
-    p.add_argument("out", type=Path)
-    p.add_argument("--iteration", type=int)
+    p.add_argument("session", type=Path, help="session directory")
+    p.add_argument("out", type=Path, help="file to write; its suffix names the format")
+    p.add_argument("--iteration", type=int, help="whose model (default: the latest)")
     p.set_defaults(func=_cmd_export)
 
     p = commands.add_parser("status", help="iteration, label counts, learning curve")
-    p.add_argument("session", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("session", type=Path, help="session directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_status)
 
     p = commands.add_parser("simulate", help="run the loop answered from a truth table")
-    p.add_argument("session", type=Path)
-    p.add_argument("--truth", required=True, type=Path)
-    p.add_argument("--iterations", type=int, default=5, help="iterations (default: 5)")
+    p.add_argument("session", type=Path, help="session directory")
+    p.add_argument("--truth", required=True, type=Path,
+                   help="CSV with id and class (e.g. a synthetic survey's truth.csv)")
+    p.add_argument("--iterations", type=int, default=5, help="iterations to run")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
     p.add_argument("--baseline", default="random",
                    help="strategy of the baseline twin run on the same survey, in "
-                        "SESSION/baselines/NAME (default: random)")
+                        "SESSION/baselines/NAME")
     p.add_argument("--no-baseline", action="store_true", help="run no baseline")
     _add_iteration_options(p)
+    _add_dask_options(p)
     p.set_defaults(func=_cmd_simulate)
 
     p = commands.add_parser("samp", help="run the SAMP bridge without a GUI")
-    p.add_argument("session", type=Path)
+    p.add_argument("session", type=Path, help="session directory")
     p.add_argument("--broadcast", action="store_true", help="send the candidate table to all")
     p.add_argument("--arm", metavar="CLASS", help="label incoming selections as CLASS")
     p.add_argument("--own-hub", action="store_true", help="start a hub if none is running")
-    p.add_argument("--id-column", default="id")
-    p.add_argument("--label-column", default="label")
+    p.add_argument("--id-column", default="id", help="id column of incoming label tables")
+    p.add_argument("--label-column", default="label",
+                   help="class column of incoming label tables")
     p.set_defaults(func=_cmd_samp)
 
     p = commands.add_parser("gui", help="the desktop app")
-    p.add_argument("session", type=Path, nargs="?")
+    p.add_argument("session", type=Path, nargs="?",
+                   help="session directory (default: ask, offering the last one)")
     p.add_argument("--screenshot", type=Path, help="render the window to this PNG and exit")
     p.set_defaults(func=_cmd_gui)
 
@@ -624,34 +712,47 @@ def _add_session_commands(commands):
 # ---------------------------------------------------------------- parser
 
 
+def _add_preprocess_options(p, note: str = ""):
+    from .preprocess import PreprocessConfig
+
+    config = PreprocessConfig()
+    p.add_argument("--wave-min", type=float, default=config.wave_min,
+                   help=f"start of the window, Å{note}")
+    p.add_argument("--wave-max", type=float, default=config.wave_max,
+                   help=f"end of the window, Å{note}")
+    p.add_argument("--points", type=int, default=config.n_points,
+                   help=f"points of the network's input vector{note}")
+    p.add_argument("--blur", choices=("resolution", "fixed", "none"), default=config.blur,
+                   help=f"bring spectra to LAMOST's resolution{note}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(prog="vo-al", description=__doc__)
+    parser = argparse.ArgumentParser(prog="vo-al", description=__doc__, formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"vo-al {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     parser_class=functools.partial(argparse.ArgumentParser,
+                                                                    formatter_class=_Help))
 
     p = commands.add_parser("inspect", help="describe spectrum files")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="+", help="FITS files (LAMOST or Ondřejov layouts)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_inspect)
 
     p = commands.add_parser("synth", help="write a synthetic survey in the real file layouts")
-    p.add_argument("outdir", type=Path)
+    p.add_argument("outdir", type=Path, help="folder to write")
     p.add_argument("--lamost", type=int, default=1000, help="LAMOST-layout files")
     p.add_argument("--ondrejov", type=int, default=0, help="Ondřejov CCD700 files")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the generator")
     p.add_argument("--emission-fraction", type=float, default=0.003,
                    help="fraction of LAMOST spectra with Hα emission (real DR2: 0.003)")
     p.add_argument("--corrupt", type=int, default=0, help="broken files to add")
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes (default: all cores)")
     p.add_argument("--pool", "--hdf5", action="store_true",
                    help="write OUTDIR/pool.h5 (LAMOST), OUTDIR/train.h5 (Ondřejov, labelled) "
                         "and truth.csv directly, as `vo-al ingest` would build them; no FITS")
-    p.add_argument("--wave-min", type=float, default=6519.0, help="with --pool")
-    p.add_argument("--wave-max", type=float, default=6732.0, help="with --pool")
-    p.add_argument("--points", type=int, default=140, help="with --pool")
-    p.add_argument("--blur", choices=("resolution", "fixed", "none"), default="resolution",
-                   help="with --pool")
+    _add_preprocess_options(p, ", with --pool")
     p.add_argument("--shard-rows", type=int, default=4096,
                    help="with --pool: spectra per resumable shard")
     p.add_argument("--overwrite", action="store_true", help="with --pool: replace the pools")
@@ -659,45 +760,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("ingest", help="build an HDF5 pool from spectrum files")
     p.add_argument("inputs", nargs="+", help="files, directories or text files of paths")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="pool file to write (.h5)")
     p.add_argument("--labels", type=Path, help="CSV with id or file, and label (or class)")
-    p.add_argument("--workers", type=int, default=None, help="default: all cores")
-    p.add_argument("--wave-min", type=float, default=6519.0)
-    p.add_argument("--wave-max", type=float, default=6732.0)
-    p.add_argument("--points", type=int, default=140)
-    p.add_argument("--blur", choices=("resolution", "fixed", "none"), default="resolution")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    _add_preprocess_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace a completed pool")
     p.add_argument("--shard-rows", type=int, default=4096,
                    help="files per shard: the most a kill can lose")
+    _add_dask_options(p)
     p.set_defaults(func=_cmd_ingest)
 
     p = commands.add_parser(
         "demo", help="generate a demo survey, ingest it, run a few simulated iterations")
-    p.add_argument("--dir", default="vo-al-demo")
-    p.add_argument("--lamost", type=int, default=10000,
-                   help="LAMOST-like pool spectra (default: 10000)")
+    p.add_argument("--dir", default="vo-al-demo",
+                   help="folder of the survey, the session and the learning curves")
+    p.add_argument("--lamost", type=int, default=10000, help="LAMOST-like pool spectra")
     p.add_argument("--ondrejov", type=int, default=1500,
-                   help="labelled Ondřejov-like training spectra (default: 1500)")
+                   help="labelled Ondřejov-like training spectra")
     p.add_argument("--emission-fraction", type=float, default=0.03,
-                   help="share of interesting pool spectra (default 0.03: ten times the "
-                        "real 0.003 so a small demo has something to find)")
-    p.add_argument("--iterations", type=int, default=8,
-                   help="simulated iterations (default: 8)")
+                   help="share of interesting pool spectra (ten times the real 0.003, so a "
+                        "small demo has something to find)")
+    p.add_argument("--iterations", type=int, default=8, help="simulated iterations")
     p.add_argument("--baseline", action="store_true",
                    help="also run a random-query twin for comparison (twice the time)")
-    p.add_argument("--query-size", type=int, default=50, help="queries per iteration (50)")
+    p.add_argument("--query-size", type=int, default=50, help="queries per iteration")
     p.add_argument("--estimate-size", type=int, default=10,
-                   help="estimate sample per iteration (default 10: a small pool's interesting "
+                   help="estimate sample per iteration (small: a small pool's interesting "
                         "spectra must not all go to estimate samples, which are never trained "
                         "on; the paper: 30 of 4.1 million)")
     p.add_argument("--answer-weight", type=float, default=20.0,
                    help="weight of each oracle answer in training, against 1 for a "
-                        "training-set spectrum (default: 20; the paper: 1)")
-    p.add_argument("--max-epochs", type=int, default=6, help="default: 6")
+                        "training-set spectrum (the paper: 1)")
+    p.add_argument("--max-epochs", type=int, default=6, help="most training epochs")
     p.add_argument("--no-gui", action="store_true",
                    help="do not open the desktop app at the end (it opens when DISPLAY is set)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--seed", type=int, default=1, help="seed of the survey and the loop")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes generating the survey (default: all cores)")
     p.set_defaults(func=_cmd_demo)
     _add_session_commands(commands)
     return parser
@@ -724,7 +823,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .train import CheckpointError
 
     return (SessionError, LabelFileError, LabelLogError, InputsChangedError, NoSpectraError,
-            SpectrumReadError, CheckpointError, OSError)
+            SpectrumReadError, CheckpointError, OSError) + _cluster_errors()
+
+
+def _cluster_errors() -> tuple[type[BaseException], ...]:
+    """:class:`vo_al.distributed.ClusterError`, where dask is installed."""
+    try:
+        from .distributed import ClusterError
+    except ImportError:  # no dask: no cluster, no cluster error
+        return ()
+    return (ClusterError,)
 
 
 def main(argv=None) -> int:
