@@ -130,6 +130,42 @@ def test_not_a_session_and_bad_configs_are_refused(session, tmp_path):
         SessionConfig("t", "p", class_names=["other", "skip"])
 
 
+def test_a_session_moves_with_the_pools_inside_it(pools, tmp_path, ids):
+    import shutil
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    for path in pools[:2]:
+        shutil.copy(path, project / "data" / path.name)
+    with Session.create(project / "run", project / "data" / "train.h5",
+                        project / "data" / "pool.h5") as created:
+        created.label(ids[0], "emission", source="cli")
+    stored = json.loads((project / "run" / "config.json").read_text())
+    assert stored["pool_path"] == os.path.join("..", "data", "pool.h5")
+    project.rename(tmp_path / "moved")
+    with Session.open(tmp_path / "moved" / "run") as moved:
+        assert moved.config.pool_path == str(tmp_path / "moved" / "data" / "pool.h5")
+        assert moved.log.current()[ids[0]].label == "emission"
+
+
+def test_a_moved_pool_is_named_with_the_fix_and_relocate_applies_it(pools, tmp_path, ids):
+    from vo_al.cli import main
+
+    train, pool = tmp_path / "train.h5", tmp_path / "pool.h5"
+    for source, target in zip(pools[:2], (train, pool)):
+        target.write_bytes(source.read_bytes())
+    with Session.create(tmp_path / "run", train, pool) as created:
+        created.label(ids[0], "emission", source="cli")
+    pool.rename(tmp_path / "elsewhere.h5")
+    with pytest.raises(SessionError, match=r"pool file .*pool\.h5 is missing.*vo-al relocate"):
+        Session.open(tmp_path / "run")
+    assert main(["relocate", str(tmp_path / "run"), "--pool", str(train)]) == 2  # another pool
+    assert main(["relocate", str(tmp_path / "run"), "--pool",
+                 str(tmp_path / "elsewhere.h5")]) == 0
+    with Session.open(tmp_path / "run") as session:
+        assert session.index.rows([ids[0]])[0] >= 0
+
+
 def test_mismatched_preprocessing_is_refused(real_data, pools, tmp_path):
     train, _, _ = pools
     other = tmp_path / "pool-100.h5"

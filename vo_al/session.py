@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import threading
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,10 @@ class SessionConfig:
     Parameters
     ----------
     train_path, pool_path : str
-        Absolute paths of the training pool (with labels) and of the pool.
+        Paths of the training pool (with labels) and of the pool; absolute
+        once opened. ``config.json`` keeps them relative to the session
+        directory when they lie inside the folder holding the session, so
+        a project folder can move with its session and survey.
     class_names : list of str
         The loop's classes; index 0 is "not interesting".
     aliases : dict
@@ -274,6 +278,40 @@ def precision_estimate(predicted, labelled, class_index, confidence: float = 0.9
     return correct / n, float(interval.low), float(interval.high), n
 
 
+def _stored_path(directory, stored: str) -> str:
+    """A path of config.json, absolute (a relative one is the session directory's)."""
+    path = Path(stored)
+    return str(path) if path.is_absolute() else os.path.normpath(Path(directory).absolute() / path)
+
+
+def _read_config(directory) -> SessionConfig:
+    """config.json, with absolute pool paths."""
+    path = Path(directory) / _CONFIG
+    if not path.is_file():
+        raise SessionError(f"{directory} is not a vo-al session (no {_CONFIG})")
+    try:
+        config = SessionConfig.from_json(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise SessionError(f"{path}: {exc}") from None
+    return replace(config, train_path=_stored_path(directory, config.train_path),
+                   pool_path=_stored_path(directory, config.pool_path))
+
+
+def _write_config(directory, config: SessionConfig):
+    """config.json, with a pool path relative to the session directory when
+    the pool lies inside the folder that holds the session (a project folder
+    with its session and its survey then moves as one); absolute otherwise
+    (a session then moves alone, its pools staying where they are)."""
+    def stored(path: str) -> str:
+        project = Path(directory).resolve().parent
+        if Path(path).is_relative_to(project):
+            return os.path.relpath(path, Path(directory).resolve())
+        return path
+    on_disk = replace(config, train_path=stored(config.train_path),
+                      pool_path=stored(config.pool_path))
+    write_text_atomic(Path(directory) / _CONFIG, on_disk.to_json())
+
+
 class Session:
     """One active-learning session, stored in a directory.
 
@@ -333,7 +371,7 @@ class Session:
                                      preprocess=pool.preprocess_attrs, **config)
             _check_training_set(settings, train, pool)
         (directory / _ITERATIONS).mkdir(parents=True, exist_ok=True)
-        write_text_atomic(directory / _CONFIG, settings.to_json())
+        _write_config(directory, settings)
         return cls(directory, settings)
 
     @classmethod
@@ -343,16 +381,51 @@ class Session:
         Raises
         ------
         SessionError
-            When the directory holds no session or an unreadable config.
+            When the directory holds no session or an unreadable config, or
+            its pool or training set is missing (the message gives the fix).
         """
-        path = Path(directory) / _CONFIG
-        if not path.is_file():
-            raise SessionError(f"{directory} is not a vo-al session (no {_CONFIG})")
-        try:
-            config = SessionConfig.from_json(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise SessionError(f"{path}: {exc}") from None
+        config = _read_config(directory)
+        for name, what in (("pool", config.pool_path), ("train", config.train_path)):
+            if not Path(what).is_file():
+                raise SessionError(
+                    f"{directory}: its {name} file {what} is missing (moved or deleted?). "
+                    f"Put it back, or tell the session where it is now: "
+                    f"vo-al relocate {directory} --{name} NEW_PATH")
         return cls(directory, config)
+
+    @classmethod
+    def relocate(cls, directory, pool_path=None, train_path=None) -> "Session":
+        """Point a session at its pool or training set in a new place, and open it.
+
+        Each file must be preprocessed exactly as the session's pool, and a
+        new pool must hold every spectrum the session has labelled.
+
+        Raises
+        ------
+        SessionError
+            When a file differs, or is not a pool.
+        """
+        config = _read_config(directory)
+        changes = {}
+        for name, path in (("pool_path", pool_path), ("train_path", train_path)):
+            if path is not None:
+                with PoolReader(path) as reader:
+                    differences = _preprocess_difference(reader.preprocess_attrs,
+                                                         config.preprocess)
+                if differences:
+                    raise SessionError(f"{path} was preprocessed differently from the "
+                                       f"session: {', '.join(differences)}")
+                changes[name] = str(Path(path).resolve())
+        if "pool_path" in changes:
+            with LabelLog(Path(directory) / _LOG) as log:
+                labelled = sorted(log.current())
+            rows = IdIndex.build(changes["pool_path"]).rows(labelled) if labelled else []
+            missing = [i for i, r in zip(labelled, rows) if r < 0]
+            if missing:
+                raise SessionError(f"{pool_path} lacks {len(missing)} labelled spectra of the "
+                                   f"session, e.g. {missing[:3]}: it is another pool")
+        _write_config(directory, replace(config, **changes))
+        return cls.open(directory)
 
     def __enter__(self):
         return self
