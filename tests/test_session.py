@@ -130,7 +130,7 @@ def test_not_a_session_and_bad_configs_are_refused(session, tmp_path):
         SessionConfig("t", "p", class_names=["other", "skip"])
 
 
-def test_a_session_moves_with_the_pools_inside_it(pools, tmp_path, ids):
+def test_a_session_moves_with_its_survey(pools, tmp_path, ids):
     import shutil
 
     project = tmp_path / "project"
@@ -141,7 +141,10 @@ def test_a_session_moves_with_the_pools_inside_it(pools, tmp_path, ids):
                         project / "data" / "pool.h5") as created:
         created.label(ids[0], "emission", source="cli")
     stored = json.loads((project / "run" / "config.json").read_text())
-    assert stored["pool_path"] == os.path.join("..", "data", "pool.h5")
+    assert stored["pool_relative"] == os.path.join("..", "data", "pool.h5")
+    shutil.copytree(project / "run", tmp_path / "alone")  # moved alone: the absolute path holds
+    with Session.open(tmp_path / "alone") as alone:
+        assert alone.config.pool_path == str(project / "data" / "pool.h5")
     project.rename(tmp_path / "moved")
     with Session.open(tmp_path / "moved" / "run") as moved:
         assert moved.config.pool_path == str(tmp_path / "moved" / "data" / "pool.h5")

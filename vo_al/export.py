@@ -12,25 +12,64 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from .atomic import atomic_path
 from .idindex import read_rows
 from .loop import labelled_rows
 from .scoring import ScoresReader
 from .session import Session
 from .strategies import entropy
 
-__all__ = ["candidate_table", "rows_table", "write_table", "FORMATS"]
+__all__ = ["candidate_table", "rows_table", "write_table", "describe_columns", "COLUMNS", "FORMATS"]
 
 FORMATS = {".vot": "votable", ".xml": "votable", ".fits": "fits", ".csv": "ascii.csv"}
-_UCDS = {
-    "id": "meta.id;meta.main",
-    "designation": "meta.id",
-    "ra": "pos.eq.ra;meta.main",
-    "dec": "pos.eq.dec;meta.main",
-    "predicted": "meta.code.class",
-    "entropy": "stat.uncertainty",
-    "bald": "stat.uncertainty",
-    "label": "meta.code.class",
+#: Column → (unit, UCD, description); ``p_<class>`` columns are described by
+#: :func:`describe_columns` itself. One source for exported and SAMP tables.
+COLUMNS = {
+    "id": (None, "meta.id;meta.main", "spectrum id in the pool (obsid or file name)"),
+    "designation": (None, "meta.id", "object designation from the file header"),
+    "ra": ("deg", "pos.eq.ra;meta.main", "right ascension (ICRS)"),
+    "dec": ("deg", "pos.eq.dec;meta.main", "declination (ICRS)"),
+    "p_interesting": (None, "stat.probability",
+                      "probability of any interesting class (1 - p of the first class)"),
+    "predicted": (None, "meta.code.class", "class the model predicts (highest probability)"),
+    "entropy": (None, "stat.uncertainty", "entropy of the class probabilities, nat"),
+    "bald": (None, "stat.uncertainty",
+             "BALD mutual information from MC dropout (model uncertainty), nat"),
+    "label": (None, "meta.code.class", "class given by a person (empty: none, or skipped)"),
+    "label_source": (None, "meta.note", "door the label came through (viewer, cli, samp, ...)"),
+    "label_sender": (None, "meta.note", "who gave the label (user or SAMP client)"),
+    "label_time": (None, "time.creation", "when the label was given (UTC, ISO 8601)"),
+    "iteration": (None, "meta.version", "iteration whose model scored the row"),
+    "batch": (None, "meta.code", "query (asked to improve the model) or estimate "
+                                 "(random sample for the precision estimate)"),
+    "source": (None, "meta.ref.url", "path of the original spectrum file"),
 }
+
+
+def describe_columns(table: Table) -> Table:
+    """Set the unit, UCD and description of every known column (in place).
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+
+    Returns
+    -------
+    astropy.table.Table
+        The same table.
+    """
+    for name in table.colnames:
+        if name in COLUMNS:
+            unit, ucd, description = COLUMNS[name]
+        elif name.startswith("p_"):
+            unit, ucd, description = None, "stat.probability", f"probability of class {name[2:]}"
+        else:
+            continue
+        column = table[name]
+        column.unit = unit
+        column.description = description
+        column.meta["ucd"] = ucd
+    return table
 
 
 def _candidate_rows(session: Session, scores_path) -> np.ndarray:
@@ -59,12 +98,11 @@ def candidate_table(session: Session, iteration: int | None = None) -> Table:
     """
     n = session.scored_iteration(iteration)
     table = rows_table(session, n, _candidate_rows(session, session.iteration_file(n, "scores")))
-    table["iteration"] = np.full(len(table), n, dtype=np.int32)
     table.meta["description"] = f"vo-al candidates, iteration {n}"
     interesting = 1.0 - table[f"p_{session.config.class_names[0]}"]
     table.add_column(interesting, name="p_interesting", index=5)
     table.sort("p_interesting", reverse=True)
-    return table
+    return describe_columns(table)
 
 
 def rows_table(session: Session, n: int, rows) -> Table:
@@ -83,16 +121,15 @@ def rows_table(session: Session, n: int, rows) -> Table:
     astropy.table.Table
         Columns ``id``, ``designation``, ``ra``, ``dec``, ``source``,
         ``predicted``, ``p_<class>``, ``entropy`` (``bald`` with MC dropout),
-        ``label``, ``label_source``, ``label_sender``, ``label_time``, with
-        UCDs on the identifying, position and class columns.
+        ``label``, ``label_source``, ``label_sender``, ``label_time``,
+        ``iteration``, each with its unit, UCD and description
+        (:data:`COLUMNS`).
     """
     table = _pool_columns(session, rows)
     _add_scores(table, session, session.iteration_file(n, "scores"), rows)
     _add_labels(table, session)
-    for name, ucd in _UCDS.items():
-        if name in table.colnames:
-            table[name].meta["ucd"] = ucd
-    return table
+    table["iteration"] = np.full(len(table), n, dtype=np.int32)
+    return describe_columns(table)
 
 
 def _pool_columns(session, rows) -> Table:
@@ -141,4 +178,5 @@ def write_table(table: Table, path) -> None:
     if FORMATS[suffix] != "votable":  # FITS and CSV have no table description
         table = table.copy(copy_data=False)
         table.meta["comments"] = [table.meta.pop("description", "")]
-    table.write(path, format=FORMATS[suffix], overwrite=True)
+    with atomic_path(path, suffix=suffix) as temporary:
+        table.write(temporary, format=FORMATS[suffix], overwrite=True)

@@ -96,10 +96,7 @@ class SessionConfig:
     Parameters
     ----------
     train_path, pool_path : str
-        Paths of the training pool (with labels) and of the pool; absolute
-        once opened. ``config.json`` keeps them relative to the session
-        directory when they lie inside the folder holding the session, so
-        a project folder can move with its session and survey.
+        Absolute paths of the training pool (with labels) and of the pool.
     class_names : list of str
         The loop's classes; index 0 is "not interesting".
     aliases : dict
@@ -120,6 +117,10 @@ class SessionConfig:
         Seed for training and sampling.
     preprocess : dict
         The pool's preprocessing settings (``PoolReader.preprocess_attrs``).
+    train_relative, pool_relative : str
+        The same paths relative to the session directory, written by the
+        session: used when an absolute path is gone because the session
+        moved together with its survey (a project folder moved or copied).
     version : int
         :data:`CONFIG_VERSION`.
     """
@@ -135,6 +136,8 @@ class SessionConfig:
     interesting: list | None = None
     seed: int = 0
     preprocess: dict = field(default_factory=dict)
+    train_relative: str = ""
+    pool_relative: str = ""
     version: int = CONFIG_VERSION
 
     def __post_init__(self):
@@ -278,14 +281,12 @@ def precision_estimate(predicted, labelled, class_index, confidence: float = 0.9
     return correct / n, float(interval.low), float(interval.high), n
 
 
-def _stored_path(directory, stored: str) -> str:
-    """A path of config.json, absolute (a relative one is the session directory's)."""
-    path = Path(stored)
-    return str(path) if path.is_absolute() else os.path.normpath(Path(directory).absolute() / path)
-
-
 def _read_config(directory) -> SessionConfig:
-    """config.json, with absolute pool paths."""
+    """config.json, with each pool path where the file now is.
+
+    The absolute path wins while it exists (the session moved alone);
+    otherwise the relative one (the session moved with its survey).
+    """
     path = Path(directory) / _CONFIG
     if not path.is_file():
         raise SessionError(f"{directory} is not a vo-al session (no {_CONFIG})")
@@ -293,23 +294,21 @@ def _read_config(directory) -> SessionConfig:
         config = SessionConfig.from_json(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise SessionError(f"{path}: {exc}") from None
-    return replace(config, train_path=_stored_path(directory, config.train_path),
-                   pool_path=_stored_path(directory, config.pool_path))
+    found = {}
+    for name in ("train", "pool"):
+        absolute, relative = getattr(config, f"{name}_path"), getattr(config, f"{name}_relative")
+        moved = os.path.normpath(Path(directory).absolute() / relative) if relative else ""
+        if not Path(absolute).is_file() and moved and Path(moved).is_file():
+            found[f"{name}_path"] = moved
+    return replace(config, **found)
 
 
 def _write_config(directory, config: SessionConfig):
-    """config.json, with a pool path relative to the session directory when
-    the pool lies inside the folder that holds the session (a project folder
-    with its session and its survey then moves as one); absolute otherwise
-    (a session then moves alone, its pools staying where they are)."""
-    def stored(path: str) -> str:
-        project = Path(directory).resolve().parent
-        if Path(path).is_relative_to(project):
-            return os.path.relpath(path, Path(directory).resolve())
-        return path
-    on_disk = replace(config, train_path=stored(config.train_path),
-                      pool_path=stored(config.pool_path))
-    write_text_atomic(Path(directory) / _CONFIG, on_disk.to_json())
+    """config.json, with each pool's path relative to the session as well."""
+    here = Path(directory).resolve()
+    config = replace(config, train_relative=os.path.relpath(config.train_path, here),
+                     pool_relative=os.path.relpath(config.pool_path, here))
+    write_text_atomic(Path(directory) / _CONFIG, config.to_json())
 
 
 class Session:
@@ -372,7 +371,7 @@ class Session:
             _check_training_set(settings, train, pool)
         (directory / _ITERATIONS).mkdir(parents=True, exist_ok=True)
         _write_config(directory, settings)
-        return cls(directory, settings)
+        return cls(directory, _read_config(directory))
 
     @classmethod
     def open(cls, directory) -> "Session":
