@@ -172,3 +172,24 @@ def test_the_lock_of_a_killed_process_is_gone_with_it(directory):
         holder.stdout.close()
     with iteration_lock(directory):  # no stale lock after kill -9
         pass
+
+
+def test_exported_tables_carry_units_ucds_and_descriptions(directory, tmp_path):
+    from astropy.io import fits
+    from astropy.io.votable import parse_single_table
+
+    with Workspace.open(directory) as workspace:
+        workspace.label(first_query_id(workspace), "emission", source="cli")
+        assert workspace.export(tmp_path / "c.vot") >= 1
+        assert workspace.export(tmp_path / "c.fits") >= 1
+    fields = {f.name: f for f in parse_single_table(tmp_path / "c.vot").fields}
+    assert str(fields["ra"].unit) == "deg" and str(fields["dec"].unit) == "deg"
+    assert fields["ra"].ucd == "pos.eq.ra;meta.main"
+    assert all(fields[n].ucd == "stat.probability" for n in fields if n.startswith("p_"))
+    assert all(f.description for f in fields.values()), [n for n, f in fields.items()
+                                                         if not f.description]
+    with fits.open(tmp_path / "c.fits") as hdus:
+        names = hdus[1].columns.names
+        units = dict(zip(names, hdus[1].columns.units))
+    assert units["ra"] == "deg" and units["dec"] == "deg"
+    assert not list(tmp_path.glob(".*.part"))  # written through a temporary file
