@@ -191,7 +191,7 @@ def test_kill_9_during_ingest_then_resume(tmp_path):
     process.wait()
     assert not out.exists() and len(list(parts.glob("shard-*.npz"))) >= 3
     resumed = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    assert "resumed after" in resumed
+    assert "resuming after" in resumed
     clean = ingest([inputs], tmp_path / "clean.h5", workers=1)
     with PoolReader(out) as a, PoolReader(tmp_path / "clean.h5") as b:
         assert list(a.read("id")) == list(b.read("id"))

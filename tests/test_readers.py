@@ -12,7 +12,8 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 import astropy.units as u
 
-from vo_al.spectra import CorruptFile, UnsupportedFormat, identify_format, read_spectrum
+from vo_al.spectra import (CorruptFile, RefusedFile, UnsupportedFormat, identify_format,
+                           read_spectrum)
 
 EXPECTED_FORMAT = {
     "LAMOST low-res 5-row primary image": "lamost-image",
@@ -275,3 +276,40 @@ def test_emission_cores_with_zero_ivar_are_kept(real_data, manifest):
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_spectrum(tmp_path / "nope.fits")
+
+
+def _with_naxis1(raw: bytes, naxis1: int) -> bytes:
+    at = raw.index(b"NAXIS1  =")
+    return raw[:at] + f"NAXIS1  = {naxis1:>20d}".ljust(80).encode() + raw[at + 80:]
+
+
+def test_header_claiming_more_data_than_the_bound_is_refused(real_data, tmp_path):
+    raw = (real_data / "lamost/spec-56266-GAC080N32V4_sp15-012.fits").read_bytes()
+    path = tmp_path / "lie.fits"
+    path.write_bytes(_with_naxis1(raw, 1_000_000))  # 5 × 10⁶ float32: 20 MB > 16 MiB
+    with pytest.raises(RefusedFile, match=r"claims 20,000,000 bytes of data .* 16 MiB"):
+        read_spectrum(path)
+
+
+def test_headers_without_end_are_refused_at_the_bound(tmp_path):
+    path = tmp_path / "endless.fits.gz"
+    path.write_bytes(gzip.compress(b"SIMPLE  = T".ljust(80) + b"COMMENT".ljust(80) * 10**5))
+    with pytest.raises(RefusedFile, match="headers longer than 288,000 bytes"):
+        read_spectrum(path)
+
+
+def test_bytes_after_the_last_hdu_and_missing_padding_are_tolerated(real_data, tmp_path):
+    raw = (real_data / "lamost/spec-56266-GAC080N32V4_sp15-012.fits").read_bytes()
+    reference = read_spectrum(real_data / "lamost/spec-56266-GAC080N32V4_sp15-012.fits")
+    unpadded = raw[:11520 + 5 * 3909 * 4]  # the data end before the last block does
+    for name, content in (("junk.fits", raw + bytes(2**20)), ("unpadded.fits", unpadded)):
+        (tmp_path / name).write_bytes(content)
+        np.testing.assert_array_equal(read_spectrum(tmp_path / name).flux, reference.flux)
+
+
+def test_truncated_data_are_reported_with_the_sizes(real_data, tmp_path):
+    raw = (real_data / "lamost/spec-56266-GAC080N32V4_sp15-012.fits").read_bytes()
+    path = tmp_path / "short.fits"
+    path.write_bytes(raw[:40000])
+    with pytest.raises(CorruptFile, match="claims 78,180 bytes of data, the file holds 28,480"):
+        read_spectrum(path)

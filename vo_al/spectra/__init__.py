@@ -4,9 +4,10 @@
 >>> spectrum = read_spectrum("spec-55916-B5591606_sp01-001.fits")  # doctest: +SKIP
 """
 
-from .record import AIR, VACUUM, Spectrum
+from .record import AIR, VACUUM, Spectrum, utf8_text
 from .registry import (
     CorruptFile,
+    RefusedFile,
     SpectrumReadError,
     UnsupportedFormat,
     identify_format,
@@ -22,8 +23,10 @@ __all__ = [
     "SpectrumReadError",
     "UnsupportedFormat",
     "CorruptFile",
+    "RefusedFile",
     "identify_format",
     "read_spectrum",
     "readers",
     "register_reader",
+    "utf8_text",
 ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Spectrum", "AIR", "VACUUM"]
+__all__ = ["Spectrum", "AIR", "VACUUM", "utf8_text"]
 
 AIR = "air"
 VACUUM = "vacuum"
@@ -107,9 +107,10 @@ class Spectrum:
             return 1.0 / np.sqrt(self.ivar)
 
     def summary(self) -> dict:
-        """The facts ``vo-al inspect`` prints, as JSON-ready values."""
+        """The facts ``vo-al inspect`` prints, as JSON-ready values (text as
+        :func:`utf8_text`)."""
         finite = self.wavelength[np.isfinite(self.wavelength)]
-        return {
+        facts = {
             "format": self.format,
             "id": self.id,
             "designation": self.designation,
@@ -126,6 +127,38 @@ class Spectrum:
             "survey_subclass": self.survey_subclass,
             "source": self.source,
         }
+        return {key: utf8_text(value) if isinstance(value, str) else value
+                for key, value in facts.items()}
+
+
+def utf8_text(text: str) -> str:
+    r"""``text`` made encodable as UTF-8, for files, HDF5 and terminals.
+
+    A file name that is not valid UTF-8 reaches Python with each bad byte
+    as a lone surrogate (``os.fsdecode``'s ``surrogateescape``); such a
+    byte is written ``\xNN`` instead, e.g. ``b"bad\xff.fits"`` becomes
+    ``"bad\\xff.fits"`` (Python's ``backslashreplace``). Valid text is
+    returned unchanged.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape" if _only_escapes(text) else "backslashreplace")
+        return raw.decode("utf-8", "backslashreplace")
+
+
+def _only_escapes(text: str) -> bool:
+    """True when every surrogate in ``text`` stands for an undecodable byte."""
+    return all("\udc80" <= c <= "\udcff" for c in text if "\ud800" <= c <= "\udfff")
 
 
 def _float_or_none(value) -> float | None:

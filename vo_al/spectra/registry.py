@@ -15,35 +15,21 @@ from typing import Callable
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
+from .errors import CorruptFile, RefusedFile, SpectrumReadError, UnsupportedFormat
+from .fitsbytes import read_fits_bytes
 from .record import Spectrum
 
 __all__ = [
     "SpectrumReadError",
     "UnsupportedFormat",
     "CorruptFile",
+    "RefusedFile",
     "Reader",
     "register_reader",
     "readers",
     "identify_format",
     "read_spectrum",
 ]
-
-
-class SpectrumReadError(Exception):
-    """A file could not be turned into a :class:`Spectrum`."""
-
-    def __init__(self, path, reason: str):
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-
-class UnsupportedFormat(SpectrumReadError):
-    """The file is readable FITS, but no reader recognises its layout."""
-
-
-class CorruptFile(SpectrumReadError):
-    """The file is not valid FITS, is truncated, or its data are inconsistent."""
 
 
 @dataclass(frozen=True)
@@ -100,11 +86,11 @@ def _claims(reader: Reader, hdul) -> bool:
         return False
 
 
-def _open(path):
+def _open(path) -> fits.HDUList:
+    """The HDUs of ``path``, read within the bounds of :mod:`vo_al.spectra.fitsbytes`."""
+    data = read_fits_bytes(path)
     try:
-        return fits.open(path, memmap=False, lazy_load_hdus=False)
-    except FileNotFoundError:
-        raise
+        return fits.HDUList.fromstring(data)
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError, ...
         raise CorruptFile(path, f"not a readable FITS file ({exc})") from exc
 
@@ -118,6 +104,11 @@ def identify_format(path) -> str:
         When no reader recognises the file.
     CorruptFile
         When the file is not readable FITS.
+    RefusedFile
+        When the path is not a regular file or the file is over the size
+        bounds (:mod:`vo_al.spectra.fitsbytes`).
+    FileNotFoundError
+        When the path does not exist.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
@@ -153,8 +144,10 @@ def read_spectrum(path) -> Spectrum:
 
     Raises
     ------
-    UnsupportedFormat, CorruptFile
-        Both are :class:`SpectrumReadError`, carrying ``path`` and ``reason``.
+    UnsupportedFormat, CorruptFile, RefusedFile
+        All are :class:`SpectrumReadError`, carrying ``path`` and ``reason``;
+        a :class:`RefusedFile` (not a regular file, or over the size bounds
+        of :mod:`vo_al.spectra.fitsbytes`) is raised before any data is read.
     FileNotFoundError
         When the path does not exist.
     """
