@@ -19,6 +19,7 @@ import torch
 from .features import FeatureCache
 from .idindex import read_rows
 from .lock import iteration_lock
+from .options import DEFAULT_MC_SAMPLES, IterationOptions
 from .pool import PoolReader
 from .scoring import ScoreConfig, ScoresReader, score_pool
 from .session import Session, precision_estimate
@@ -31,71 +32,6 @@ __all__ = ["IterationOptions", "IterationResult", "run_iteration", "training_set
 
 #: The session's cache of trunk features (see :mod:`vo_al.features`).
 FEATURE_CACHE = "features.h5"
-#: MC-dropout samples used when a strategy needs them (BALD).
-DEFAULT_MC_SAMPLES = 20
-
-
-@dataclass(frozen=True)
-class IterationOptions:
-    """Choices for one iteration; None takes the session's configuration.
-
-    Parameters
-    ----------
-    strategy : str, optional
-        A name in :data:`vo_al.strategies.STRATEGIES`.
-    query_size, estimate_size : int, optional
-    mode : {'scratch', 'warm', 'head'}
-        Retrain from scratch (the paper), start from the previous
-        iteration's weights, or fine-tune only the dense head.
-    max_epochs : int
-    patience : int
-        Epochs without a better validation loss before training stops.
-    diversity : {None, 'kmeans++', 'coreset'}
-        Spread the query batch out in the network's penultimate feature
-        space: the ``10 × query_size`` most useful spectra are candidates,
-        of which ``query_size`` are picked by k-means++ seeding or greedy
-        core-set (:func:`vo_al.strategies.select_diverse`).
-    cache_features : bool
-        Keep the trunk's features of every pool spectrum in
-        ``SESSION/features.h5`` (1 KB per spectrum, float16), so that a later
-        head-only iteration rescores the pool by running the dense head only.
-        Head-only iterations always use (and refresh) the cache.
-    mc_samples : int, optional
-        MC-dropout samples for scoring; default 20 for BALD, else 0. Each
-        iteration draws new dropout masks (seed + iteration).
-    paper : bool
-        Train with the paper's settings exactly
-        (:func:`vo_al.train.paper_config`: from scratch, SMOTE, early
-        stopping on the training loss with patience 10 and min_delta 1e-3);
-        ``mode``, ``max_epochs`` and ``patience`` are then ignored.
-    answer_weight : float
-        Weight of each oracle answer in the training loss (1, the paper: an
-        answer weighs as much as one training spectrum).
-        The answers are few beside the training set and come from the
-        pool's own domain; a larger weight lets them move the model sooner.
-    model : str, optional
-        A checkpoint to use for this iteration instead of training one (a
-        model trained elsewhere, or the same first model shared by several
-        sessions on one survey); it must match the session's preprocessing
-        and classes.
-    score : ScoreConfig
-        Batch sizes, precision and device of scoring (``mc_samples`` is
-        taken from above).
-    """
-
-    strategy: str | None = None
-    query_size: int | None = None
-    estimate_size: int | None = None
-    mode: str = "scratch"
-    max_epochs: int = 50
-    patience: int = 10
-    diversity: str | None = None
-    cache_features: bool = False
-    mc_samples: int | None = None
-    paper: bool = False
-    answer_weight: float = 1.0
-    model: str | None = None
-    score: ScoreConfig = ScoreConfig()
 
 
 @dataclass
@@ -246,7 +182,7 @@ def _estimate_sample(scores_path, k, interesting, excluded, rng):
 
 def run_iteration(session: Session, options: IterationOptions = IterationOptions(),
                   progress: Callable[[str, object], None] | None = None,
-                  cancel=None) -> IterationResult:
+                  cancel=None, client=None) -> IterationResult:
     """Run one full iteration and mark it done.
 
     Parameters
@@ -260,6 +196,10 @@ def run_iteration(session: Session, options: IterationOptions = IterationOptions
     cancel : threading.Event-like, optional
         Stops training or scoring with :class:`vo_al.cancel.Cancelled`;
         the iteration then does not count.
+    client : distributed.Client, optional
+        Score the pool on this Dask cluster (see
+        :func:`vo_al.scoring.score_pool`); training stays here. A cluster
+        that fails leaves no half iteration either.
 
     Returns
     -------
@@ -280,13 +220,13 @@ def run_iteration(session: Session, options: IterationOptions = IterationOptions
     with iteration_lock(session.directory, f"iteration {session.iteration + 1}"):
         n = session.begin_iteration()
         try:
-            return _run(session, n, options, strategy, mc_samples, report, cancel)
+            return _run(session, n, options, strategy, mc_samples, report, cancel, client)
         except BaseException:  # cancelled, interrupted or failed: leave no half iteration
             session.discard_iteration(n)
             raise
 
 
-def _run(session, n, options, strategy, mc_samples, report, cancel) -> IterationResult:
+def _run(session, n, options, strategy, mc_samples, report, cancel, client) -> IterationResult:
     """The steps of :func:`run_iteration` in iteration ``n``'s fresh folder."""
     config = session.config
     timings = {}
@@ -304,7 +244,7 @@ def _run(session, n, options, strategy, mc_samples, report, cancel) -> Iteration
         ScoreConfig(**{**options.score.__dict__, "mc_samples": mc_samples,
                        "seed": config.seed + n}),
         progress=lambda done, total: report("score", (done, total)), cancel=cancel,
-        feature_cache=_feature_cache(session, options))
+        feature_cache=_feature_cache(session, options), client=client)
     timings["score_s"] = time.perf_counter() - started
 
     started = time.perf_counter()

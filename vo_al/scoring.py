@@ -28,62 +28,13 @@ import torch
 from .cancel import check_cancel
 from .features import FeatureCache
 from .model import SpectrumCNN
+from .options import ScoreConfig
 from .pool import PoolReader
 from .runtime import best_autocast_dtype, inference_context, resolve_device
 from .strategies import bald
 
-__all__ = ["ScoreConfig", "ScoreSummary", "score_pool", "ScoresReader", "bf16_agreement"]
-
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    """How to score a pool.
-
-    Parameters
-    ----------
-    batch_size : int
-        Spectra per forward pass.
-    chunk_rows : int
-        Pool rows read from disk at a time (memory is bounded by this).
-    mc_samples : int
-        T dropout samples of the head per spectrum; 0 for deterministic
-        probabilities only.
-    precision : {'auto', 'fp32', 'bf16'}
-        ``'auto'`` uses bf16 autocast where the hardware has bf16 units *and*
-        its class decisions agree with fp32 on at least
-        ``agreement_threshold`` of the first ``check_rows`` usable spectra.
-    agreement_threshold : float
-        Required fp32/bf16 agreement of the argmax class.
-    check_rows : int
-        Spectra used for that check.
-    seed : int
-        Seed of the MC-dropout masks, and the only thing that fixes them: the
-        same T thinned heads are used for the whole pool (so results do not
-        depend on chunking), and the same seed gives the same masks and BALD
-        values. Callers that score again and again, such as the
-        active-learning loop, pass a new seed each time (e.g. the session
-        seed plus the iteration number) so that every iteration draws new
-        masks.
-    device : str
-        ``'auto'`` (CUDA when present), ``'cpu'`` or ``'cuda'``.
-    """
-
-    batch_size: int = 1024
-    chunk_rows: int = 16384
-    mc_samples: int = 0
-    precision: str = "auto"
-    agreement_threshold: float = 0.999
-    check_rows: int = 4096
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
-        if self.batch_size < 1 or self.chunk_rows < 1 or self.mc_samples < 0:
-            raise ValueError("batch_size and chunk_rows must be >= 1, mc_samples >= 0")
+__all__ = ["ScoreConfig", "ScoreSummary", "score_pool", "score_chunk", "ScoresReader",
+           "bf16_agreement"]
 
 
 @dataclass
@@ -144,6 +95,56 @@ def _predict_batches(model, x, config, device, dtype, cancel, from_features=Fals
     return np.concatenate(probs), u, np.concatenate(features)
 
 
+def score_chunk(model, inputs, quality, config, device, dtype, cancel=None,
+                from_features=False):
+    """Score the usable rows of one chunk of pool rows.
+
+    Parameters
+    ----------
+    model : SpectrumCNN
+        In eval mode, on ``device``.
+    inputs : ndarray
+        The chunk's spectra, or its trunk features when ``from_features``.
+    quality : ndarray
+        The chunk's quality codes; rows of code 0 are scored.
+    config : ScoreConfig
+    device : torch.device
+    dtype : torch.dtype or None
+        Autocast dtype; None runs in fp32.
+    cancel : threading.Event-like, optional
+    from_features : bool
+
+    Returns
+    -------
+    tuple
+        ``(usable, probs, uncertainty, features)``: the scored rows' indices
+        in the chunk, their probabilities, BALD (None without MC dropout)
+        and trunk features (float16).
+    """
+    usable = np.flatnonzero(quality == 0)
+    probs, uncertainty, features = _predict_batches(model, inputs[usable], config, device, dtype,
+                                                    cancel, from_features)
+    return usable, probs, uncertainty, features
+
+
+def _local_chunks(model, pool, cached, config, device, dtype, cancel):
+    """:func:`score_chunk` of every chunk in this process, in pool order."""
+    for start, chunk in pool.iter_chunks(config.chunk_rows, ("spectra", "quality")):
+        n_rows = len(chunk["quality"])
+        inputs = chunk["spectra"] if cached is None else cached[start:start + n_rows]
+        yield (start, n_rows) + score_chunk(model, inputs, chunk["quality"], config, device,
+                                            dtype, cancel, cached is not None)
+
+
+def _dask_chunks(client, model, pool_path, n_rows, config, dtype, cancel, features_path,
+                 want_features):
+    """:func:`score_chunk` of every chunk on a Dask cluster, as they finish."""
+    from .distributed import score_chunks
+
+    return score_chunks(client, model, pool_path, n_rows, config, dtype, features_path,
+                        want_features, cancel)
+
+
 def bf16_agreement(model: SpectrumCNN, x: np.ndarray, device="cpu", batch_size=1024) -> float:
     """Fraction of spectra whose argmax class is the same under bf16 and fp32."""
     config = ScoreConfig(batch_size=batch_size)
@@ -195,6 +196,7 @@ def score_pool(
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
     feature_cache: FeatureCache | None = None,
+    client=None,
 ) -> ScoreSummary:
     """Score every usable spectrum of a pool and write the probabilities.
 
@@ -217,6 +219,10 @@ def score_pool(
         When it holds this model's trunk features, only the dense head runs
         (``summary.features_reused``); otherwise the trunk features computed
         here are written to it.
+    client : distributed.Client, optional
+        Score on this Dask cluster (:mod:`vo_al.distributed`), whose
+        workers read ``pool_path`` (and the feature cache) from a shared
+        file system; this process writes every file. None scores here.
 
     Returns
     -------
@@ -236,12 +242,13 @@ def score_pool(
                 model, pool, config, device)
             summary.features_reused = cached is not None
             _create_outputs(h5, len(pool), model.n_classes, config.mc_samples, config.chunk_rows)
-            for start, chunk in pool.iter_chunks(config.chunk_rows, ("spectra", "quality")):
-                n_rows = len(chunk["quality"])
-                usable = np.flatnonzero(chunk["quality"] == 0)
-                inputs = chunk["spectra"] if cached is None else cached[start:start + n_rows]
-                probs, uncertainty, features = _predict_batches(
-                    model, inputs[usable], config, device, dtype, cancel, cached is not None)
+            cache_path = None if cached is None else feature_cache.path
+            chunks = (_local_chunks(model, pool, cached, config, device, dtype, cancel)
+                      if client is None else
+                      _dask_chunks(client, model, pool_path, len(pool), config, dtype, cancel,
+                                   cache_path, store is not None))
+            done = 0
+            for start, n_rows, usable, probs, uncertainty, features in chunks:
                 _write_chunk(h5, start, n_rows, usable, probs, uncertainty)
                 if store is not None:
                     block = np.zeros((n_rows, features.shape[1]), np.float16)
@@ -249,8 +256,9 @@ def score_pool(
                     store[start:start + n_rows] = block
                 counts += np.bincount(probs.argmax(1), minlength=model.n_classes) if len(probs) else 0
                 summary.n_scored += len(usable)
+                done += n_rows  # chunks from a cluster come as they finish
                 if progress:
-                    progress(start + n_rows, len(pool))
+                    progress(done, len(pool))
             summary.n_spectra = len(pool)
             h5.attrs.update({"class_names": list(class_names), "mc_samples": config.mc_samples,
                              "precision": summary.precision,

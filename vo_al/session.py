@@ -25,7 +25,7 @@ import math
 import os
 import shutil
 import threading
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from scipy.stats import binomtest
 from .atomic import write_text_atomic
 from .idindex import IdIndex, read_rows
 from .labellog import Entry, LabelLog, utc_now
+from .options import CONFIG_VERSION, SessionConfig
 from .pool import PoolReader
 from .preprocess import Quality
 
@@ -47,8 +48,6 @@ __all__ = [
     "precision_estimate",
 ]
 
-#: Version of ``config.json``; bumped with every incompatible change.
-CONFIG_VERSION = 1
 
 #: File names inside ``iterations/NNN/``.
 ITERATION_FILES = {
@@ -87,130 +86,6 @@ class LabelRefused(ValueError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass
-class SessionConfig:
-    """The settings of a session, stored as ``config.json``.
-
-    Parameters
-    ----------
-    train_path, pool_path : str
-        Absolute paths of the training pool (with labels) and of the pool.
-    class_names : list of str
-        The loop's classes; index 0 is "not interesting".
-    aliases : dict
-        Other names accepted for a class, e.g. training labels named
-        ``absorption`` count as ``other``.
-    skip_name : str
-        The answer "unsure": recorded, never trained on.
-    strategy : str
-        The query strategy's name.
-    query_size : int
-        Spectra queried per iteration.
-    estimate_size : int
-        Random spectra predicted as interesting, labelled to estimate the
-        precision and never trained on.
-    interesting : list of str, optional
-        Classes searched for; default all but the first.
-    seed : int
-        Seed for training and sampling.
-    preprocess : dict
-        The pool's preprocessing settings (``PoolReader.preprocess_attrs``).
-    train_relative, pool_relative : str
-        The same paths relative to the session directory, written by the
-        session: used when an absolute path is gone because the session
-        moved together with its survey (a project folder moved or copied).
-    version : int
-        :data:`CONFIG_VERSION`.
-    """
-
-    train_path: str
-    pool_path: str
-    class_names: list = field(default_factory=lambda: ["other", "emission", "double-peak"])
-    aliases: dict = field(default_factory=lambda: {"absorption": "other"})
-    skip_name: str = "skip"
-    strategy: str = "entropy"
-    query_size: int = 100
-    estimate_size: int = 30
-    interesting: list | None = None
-    seed: int = 0
-    preprocess: dict = field(default_factory=dict)
-    train_relative: str = ""
-    pool_relative: str = ""
-    version: int = CONFIG_VERSION
-
-    def __post_init__(self):
-        if self.interesting is None:
-            self.interesting = list(self.class_names[1:])
-        names = [*self.class_names, *self.aliases, self.skip_name]
-        folded = [n.casefold() for n in names]
-        if len(self.class_names) < 2 or len(set(folded)) != len(folded) or not all(names):
-            raise ValueError(
-                f"class names, aliases and the skip name must be at least two classes and "
-                f"distinct non-empty names (case-insensitively): {names}")
-        unknown = [n for n in [*self.aliases.values(), *self.interesting]
-                   if n not in self.class_names]
-        if unknown:
-            raise ValueError(f"aliases and interesting classes name unknown classes: {unknown}")
-        if self.query_size < 1 or self.estimate_size < 0:
-            raise ValueError("query_size must be >= 1 and estimate_size >= 0")
-
-    def canonical(self, name: str) -> str:
-        """A class name, alias or the skip name (any case) → the class or skip name.
-
-        Raises
-        ------
-        KeyError
-            For any other name.
-        """
-        names = {n.casefold(): n for n in [*self.class_names, self.skip_name]}
-        names.update({a.casefold(): c for a, c in self.aliases.items()})
-        return names[str(name).strip().casefold()]
-
-    def class_index(self, name: str) -> int:
-        """Index of a class given by its name or an alias.
-
-        Raises
-        ------
-        KeyError
-            For an unknown name or the skip name.
-        """
-        canonical = self.canonical(name)
-        if canonical == self.skip_name:
-            raise KeyError(name)
-        return self.class_names.index(canonical)
-
-    @property
-    def interesting_indices(self) -> list[int]:
-        """Indices of the interesting classes."""
-        return [self.class_names.index(n) for n in self.interesting]
-
-    def to_json(self) -> str:
-        """The config as JSON text."""
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> "SessionConfig":
-        """Read :meth:`to_json` output.
-
-        Raises
-        ------
-        ValueError
-            For a newer version, unknown or missing keys, or invalid values.
-        """
-        values = json.loads(text)
-        version = values.get("version")
-        if not isinstance(version, int) or version > CONFIG_VERSION:
-            raise ValueError(f"session config version {version!r}; this vo-al reads up to "
-                             f"{CONFIG_VERSION}")
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown session config keys: {sorted(unknown)}")
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ValueError(f"invalid session config: {exc}") from None
 
 
 def _preprocess_difference(train: dict, pool: dict) -> list[str]:
