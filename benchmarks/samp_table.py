@@ -3,7 +3,7 @@ TOPCAT's ``samp.ok``, with and without access URLs, and what it is made of.
 
     python benchmarks/samp_table.py [--rows 10000] [--repeats 3] [--access-limit 500]
 
-Starts the real peers with :mod:`vo_al.samp.peers`, isolated in a temporary
+Starts the real peers with tests/peers.py, isolated in a temporary
 folder as ``tests/test_samp_topcat.py`` does (own lockfile, ``HOME``,
 ``-Duser.home`` and X display): a JSAMP hub, Xvfb and TOPCAT.
 
@@ -61,7 +61,8 @@ from urllib.request import url2pathname
 
 import numpy as np
 
-from vo_al.samp.peers import (PeerEnvironment, missing_tools, start_jsamp_hub, start_topcat,
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test support: tests/peers.py
+from peers import (PeerEnvironment, missing_tools, start_jsamp_hub, start_topcat,
                               start_xvfb, wait_for)
 
 #: Generous: TOPCAT is a JVM GUI and the machine may be loaded.
@@ -203,8 +204,9 @@ def _ignore(item):
 def _open_link(session, access_limit: int):
     """A SampLink on ``session`` registered with the hub (caller closes it)."""
     from vo_al.samp.link import SampLink
+    from vo_al.workspace import Workspace
 
-    link = SampLink(session, _ignore, access_limit=access_limit)
+    link = SampLink(Workspace(session), _ignore, access_limit=access_limit)
     try:
         link.start()
         if not link.bridge.wait_connected(30):

@@ -3,10 +3,17 @@
 It owns a :class:`vo_al.samp.SampLink` on the window's session. The
 bridge's hook is a Qt signal's ``emit``: calls arriving on SAMP threads
 cross to the GUI thread as queued signals, where
-:meth:`~vo_al.samp.receiver.Receiver.process` checks them, acts on the
-session and replies. What the receiver did (labels, a highlighted row)
-updates the queue and the viewer at once. Sending (tables, spectra)
-writes files and talks to the hub, so it runs in jobs.
+:meth:`~vo_al.samp.receiver.Receiver.process` checks them and acts on the
+session at once, or hands the slow part (a download, reading a table,
+classifying a spectrum) to a worker thread whose result comes back the
+same way as a :class:`~vo_al.samp.inbox.Step`; then it replies. What the
+receiver did (labels, a highlighted row) updates the queue and the viewer
+at once. The GUI thread never waits on a peer: connecting, disconnecting,
+asking the hub for its clients and sending (tables, spectra) run in jobs.
+
+A call that only a trusted client may make (labels, local files:
+:mod:`vo_al.samp.trust`) from a client the user has not trusted waits
+while the panel asks the user; it is then acted on or refused.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import time
 
 from PyQt5 import QtCore, QtWidgets
 
-from vo_al.samp import Call, Response, SampError, SampLink, Status
+from vo_al.samp import Call, Response, SampError, SampLink, Status, Step
+from vo_al.samp.messages import TABLE_LOAD
 
 __all__ = ["SampPanel", "ALL_CLIENTS"]
 
@@ -52,12 +60,13 @@ class SampPanel(QtWidgets.QWidget):
         self.window = window
         self.link: SampLink | None = None
         self._clients: dict[str, str] = {}
+        self._asking: dict[str, tuple] = {}  # sender name -> (question box, waiting calls)
         self.sigItem.connect(self._handle)
         self.hub_label = QtWidgets.QLabel("SAMP: off ")
         self._build()
 
     def _build(self):
-        config = self.window.session.config
+        config = self.window.workspace.config
         self.state = QtWidgets.QLabel("Not connected to a SAMP hub.")
         self.state.setTextFormat(QtCore.Qt.PlainText)  # messages quote peers' text verbatim
         self.state.setWordWrap(True)
@@ -132,32 +141,48 @@ class SampPanel(QtWidgets.QWidget):
         self.connect_button.setChecked(True)
 
     def shutdown(self):
-        """Unregister from the hub and remove the files handed to peers."""
+        """Unregister from the hub and remove the files handed to peers; waits
+        (the window is closing: the session must outlive the link)."""
         if self.link is not None:
             link, self.link = self.link, None
             link.close()
+        self._forget_link()
+
+    def _forget_link(self):
+        asking, self._asking = list(self._asking.values()), {}
+        for box, _ in asking:
+            box.close()
         self._clients = {}
         self._show_clients()
 
     def _connect_toggled(self, on: bool):
         self.connect_button.setText("Disconnect" if on else "Connect")
         if not on:
-            self.shutdown()
+            link, self.link = self.link, None
+            self._forget_link()
+            if link is not None:
+                self.window.start_job("samp-disconnect", "Disconnecting from the SAMP hub",
+                                      lambda progress, cancel: link.close(),
+                                      lambda result: self.write("disconnected"))
             self._set_state(False, "Disconnected.")
-            self.write("disconnected")
             return
         own_hub = self.own_hub.isChecked()
         self.window.preferences.samp_own_hub = own_hub
         try:
-            self.link = SampLink(self.window.session, self.sigItem.emit, own_hub=own_hub,
-                                 armed=self._armed(), on_event=self._event)
-            connected = self.link.start()
+            link = SampLink(self.window.workspace, self.sigItem.emit, own_hub=own_hub,
+                            armed=self._armed(), on_event=self._event)
         except (SampError, OSError, ValueError) as exc:
-            self.link = None
             self.connect_button.setChecked(False)
             self._set_state(False, f"Cannot start SAMP: {exc}")
             return
-        if not connected:
+        self.link = link
+        self._set_state(False, "Looking for a SAMP hub...")
+        self.window.start_job("samp-connect", "Connecting to the SAMP hub",
+                              lambda progress, cancel: link.start(),
+                              lambda connected: self._started(link, connected))
+
+    def _started(self, link: SampLink, connected: bool):
+        if link is self.link and not connected:
             self._set_state(False, "No SAMP hub yet: start TOPCAT (or tick 'start a hub') "
                                    "and vo-al registers as soon as one runs.")
 
@@ -221,18 +246,69 @@ class SampPanel(QtWidgets.QWidget):
             self.write(f"{item.responder_name} answered {item.mtype}: {item.status}{detail}")
         elif isinstance(item, Call) and self.link is not None:
             self.write(f"← {item.mtype} from {item.sender_name}")
-            response = self.link.receiver.process(item)
-            error = response.get("samp.error", {}).get("samp.errortxt", "")
-            self.write(f"→ {response['samp.status']} to {item.sender_name}"
-                       f"{': ' + error if error else ''}")
-            self.sigProcessed.emit(response)
+            asks = self.link.receiver.needs_trust(item)
+            if asks:
+                self._ask_trust(item, asks)
+            else:
+                self._process(item)
+        elif isinstance(item, Step) and self.link is not None:
+            self._process(item)
+
+    def _process(self, item):
+        response = self.link.receiver.process(item)
+        if response is None:
+            return  # a worker goes on; its result comes back as a Step
+        call = item.call if isinstance(item, Step) else item
+        error = response.get("samp.error", {}).get("samp.errortxt", "")
+        result = response.get("samp.result", {})
+        counts = ", ".join(f"{k} {v}" for k, v in result.items()) if call.mtype == TABLE_LOAD \
+            else ""
+        self.write(f"→ {response['samp.status']} to {call.sender_name}"
+                   f"{': ' + counts if counts else ''}{': ' + error if error else ''}")
+        self.sigProcessed.emit(response)
+
+    def _ask_trust(self, call: Call, asks: str):
+        """Hold the call and ask the user whether to trust its sender (one question per sender)."""
+        name = call.sender_name
+        if name in self._asking:
+            self._asking[name][1].append(call)
+            return
+        box = QtWidgets.QMessageBox(
+            QtWidgets.QMessageBox.Question, "Trust a SAMP client?",
+            f"The SAMP client '{name}' wants to {asks}.\n\nvo-al takes labels and reads "
+            "local files only for clients you trust. A web page can register with a SAMP "
+            "hub too: trust it only if you started it yourself.", parent=self)
+        box.setTextFormat(QtCore.Qt.PlainText)
+        trust = box.addButton(f"Trust {name}", QtWidgets.QMessageBox.AcceptRole)
+        box.addButton("Refuse", QtWidgets.QMessageBox.RejectRole)
+        box.setWindowModality(QtCore.Qt.NonModal)  # labelling and SAMP go on meanwhile
+        box.finished.connect(lambda _: self.answer_trust(name, box.clickedButton() is trust))
+        self._asking[name] = (box, [call])
+        box.show()
+
+    def answer_trust(self, name: str, trusted: bool):
+        """The user's answer for a client: its waiting calls are acted on, or refused."""
+        box, calls = self._asking.pop(name, (None, []))
+        if box is not None:
+            box.close()
+        if self.link is None:
+            return
+        if trusted:
+            self.link.receiver.trust.add(name)
+            self.write(f"{name} is trusted with labels and local files until vo-al closes")
+        for call in calls:
+            self._process(call)
 
     def _event(self, kind: str, detail):
         """What the receiver did, reflected in the window."""
-        if kind in ("labelled", "imported"):
+        if kind == "labelled":
             self.window.apply_answers(detail)
             self.write(f"{len(detail)} label{'s' * (len(detail) != 1)} from "
                        f"{detail[0].source if detail else 'a peer'}")
+        elif kind == "imported":  # a table's labels, a slice at a time: the answer sums up
+            self.window.apply_answers(detail)
+        elif kind == "progress":
+            self.write(f"{detail.call.mtype} from {detail.call.sender_name}: {detail.text}")
         elif kind == "undone":
             self.window.apply_answers([detail])
         elif kind == "current":
@@ -266,7 +342,7 @@ class SampPanel(QtWidgets.QWidget):
             return
 
         def task(progress, cancel):
-            sent, pending = link.publisher.send_table(kind, recipient)
+            sent, pending = link.publisher.send_table(kind, recipient, cancel=cancel)
             return f"sent {len(sent.ids):,} rows as {sent.name} to " \
                    f"{len(pending.recipients)} client(s)"
 

@@ -1,10 +1,14 @@
 """The window's SAMP panel through the real bridge on a real JSAMP hub:
 incoming labels, a highlighted row and an armed selection show up in the
-queue and the viewer at once, and every call gets its answer."""
+queue and the viewer at once, and every call gets its answer; a client the
+user has not trusted waits for the user's answer; and the window's event
+loop keeps turning while a peer serves a table slowly."""
 
 from __future__ import annotations
 
+import http.server
 import threading
+import time
 
 import pytest
 
@@ -13,12 +17,14 @@ from conftest import require_qt  # noqa: E402
 require_qt()
 from PyQt5 import QtCore  # noqa: E402
 
-from gui.main_window import MainWindow  # noqa: E402
-from gui.settings import Preferences  # noqa: E402
-from test_samp_support import Sender, build_session, peer_environment, require  # noqa: E402
-from vo_al.samp.messages import LABEL_SET, TABLE_HIGHLIGHT, TABLE_SELECT  # noqa: E402
-from vo_al.samp.peers import start_jsamp_hub  # noqa: E402
-from vo_al.session import Session  # noqa: E402
+from vo_al.gui.main_window import MainWindow  # noqa: E402
+from vo_al.gui.settings import Preferences  # noqa: E402
+from test_samp_support import (Sender, build_session, peer_environment, require,  # noqa: E402
+                               serving)
+from vo_al.samp.messages import (LABEL_SET, TABLE_HIGHLIGHT, TABLE_LOAD,  # noqa: E402
+                                 TABLE_SELECT)
+from peers import start_jsamp_hub  # noqa: E402
+from vo_al.workspace import Workspace  # noqa: E402
 
 pytestmark = [pytest.mark.jsamp]
 
@@ -40,7 +46,7 @@ def window(qtbot, hub, real_data, manifest, tmp_path):
     preferences = Preferences(QtCore.QSettings(str(tmp_path / "settings.ini"),
                                                QtCore.QSettings.IniFormat))
     preferences.show_original = False
-    window = MainWindow(Session.open(path), preferences)
+    window = MainWindow(Workspace.open(path), preferences)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: not window.busy() and window.model.rowCount() > 0, timeout=20000)
@@ -51,12 +57,18 @@ def window(qtbot, hub, real_data, manifest, tmp_path):
     return window
 
 
-def call_in_thread(qtbot, sender, recipient, mtype, params):
-    """``callAndWait`` from a thread while the GUI thread serves the call."""
+def start_call(sender, recipient, mtype, params):
+    """``callAndWait`` from a thread; returns the thread and the dict its response goes to."""
     result = {}
     thread = threading.Thread(
         target=lambda: result.update(response=sender.call(recipient, mtype, params)[0]))
     thread.start()
+    return thread, result
+
+
+def call_in_thread(qtbot, sender, recipient, mtype, params):
+    """``callAndWait`` from a thread while the GUI thread serves the call."""
+    thread, result = start_call(sender, recipient, mtype, params)
     qtbot.waitUntil(lambda: not thread.is_alive(), timeout=30000)
     return result["response"]
 
@@ -66,6 +78,7 @@ def test_incoming_labels_highlight_and_selection(qtbot, window):
     try:
         vo_al = sender.id_of("vo-al")
         qtbot.waitUntil(lambda: "tester" in window.samp._clients.values(), timeout=10000)
+        window.samp.link.receiver.trust.add("tester")
         queue = window.model.queue
         target = queue.ids[3]
 
@@ -91,7 +104,7 @@ def test_incoming_labels_highlight_and_selection(qtbot, window):
                                    "row-list": rows})
         assert response["samp.status"] == "samp.ok"
         assert list(queue.answer[:2]) == ["emission", "emission"]
-        sources = {e.source for e in window.session.log.entries()}
+        sources = {e.source for e in window.workspace.entries()}
         assert sources == {"samp:tester"}
         assert "from samp:tester" in window.samp.log.toPlainText()
     finally:
@@ -105,3 +118,93 @@ def test_panel_messages_show_peer_text_verbatim(window):
     window.samp._set_state(False, message)
     assert window.samp.state.text() == message  # neither &#x27; nor swallowed <tags>
     assert window.samp.state.textFormat() == QtCore.Qt.PlainText
+
+
+def test_an_untrusted_clients_labels_wait_for_the_users_answer(qtbot, window):
+    sender = Sender("webtool")
+    try:
+        vo_al = sender.id_of("vo-al")
+        target = window.model.queue.ids[1]
+        params = {"spectrum-id": target, "label": "emission"}
+        thread, result = start_call(sender, vo_al, LABEL_SET, params)
+        qtbot.waitUntil(lambda: "webtool" in window.samp._asking, timeout=30000)
+        box = window.samp._asking["webtool"][0]
+        assert box.isVisible() and "'webtool' wants to change labels" in box.text()
+        assert thread.is_alive()  # the call waits for the user
+        window.samp.answer_trust("webtool", False)
+        qtbot.waitUntil(lambda: not thread.is_alive(), timeout=30000)
+        assert "'webtool' is not one" in result["response"]["samp.error"]["samp.errortxt"]
+        assert window.workspace.entries() == []
+
+        thread, result = start_call(sender, vo_al, LABEL_SET, params)
+        qtbot.waitUntil(lambda: "webtool" in window.samp._asking, timeout=30000)
+        window.samp.answer_trust("webtool", True)
+        qtbot.waitUntil(lambda: not thread.is_alive(), timeout=30000)
+        assert result["response"]["samp.status"] == "samp.ok"
+        assert [(e.spectrum_id, e.source) for e in window.workspace.entries()] == [
+            (target, "samp:webtool")]
+    finally:
+        sender.close()
+
+
+class Held(http.server.BaseHTTPRequestHandler):
+    """Serves a label table only once the test lets it go: the peer is slow."""
+
+    requested = threading.Event()
+    release = threading.Event()
+    body = b""
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body[:10])
+        self.wfile.flush()
+        type(self).requested.set()
+        self.release.wait(120)
+        self.wfile.write(self.body[10:])
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_window_keeps_turning_while_a_peer_serves_a_table_slowly(qtbot, window, tmp_path):
+    sender = Sender("stilts")
+    turns, gaps = [], []
+    timer = QtCore.QTimer(interval=10)
+    timer.timeout.connect(lambda: turns.append(time.monotonic()))
+    queue = window.model.queue
+    Held.body = (
+        '<?xml version="1.0"?><VOTABLE><RESOURCE><TABLE>'
+        '<FIELD name="id" datatype="char" arraysize="*"/>'
+        '<FIELD name="label" datatype="char" arraysize="*"/><DATA><TABLEDATA>'
+        f"<TR><TD>{queue.ids[4]}</TD><TD>other</TD></TR>"
+        "</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>").encode()
+    try:
+        vo_al = sender.id_of("vo-al")
+        table = window.samp.link.publisher.prepare_table("query")
+        with serving(Held) as url:
+            timer.start()
+            slow, slow_result = start_call(sender, vo_al, TABLE_LOAD, {"url": f"{url}/t.vot"})
+            qtbot.waitUntil(Held.requested.is_set, timeout=30000)
+            held_at = len(turns)
+            row = str(list(table.ids).index(queue.ids[2]))
+            other = Sender("tester")
+            try:
+                quick = call_in_thread(qtbot, other, vo_al, TABLE_HIGHLIGHT,
+                                       {"table-id": table.table_id, "row": row})
+            finally:
+                other.close()
+            qtbot.waitUntil(lambda: len(turns) >= held_at + 20, timeout=30000)
+            assert slow.is_alive() and quick["samp.status"] == "samp.ok"
+            assert window.current_id() == queue.ids[2]  # acted on while the table was held
+            gaps = [b - a for a, b in zip(turns[held_at:], turns[held_at + 1:])]
+            Held.release.set()
+            qtbot.waitUntil(lambda: not slow.is_alive(), timeout=30000)
+        timer.stop()
+        assert slow_result["response"]["samp.status"] == "samp.ok"
+        assert queue.answer[4] == "other"
+        print(f"\nlongest gap between event-loop turns while the table was held: "
+              f"{max(gaps) * 1000:.0f} ms over {len(gaps)} turns")
+    finally:
+        sender.close()

@@ -1,24 +1,31 @@
 """vo-al on a real JSAMP hub: JSAMP's message sender, snooper and STILTS
-talk to it, and every malformed message gets ``samp.error`` within a second
-and changes nothing.
+talk to it, every malformed message gets ``samp.error`` and changes
+nothing, an untrusted client's labels are refused, and vo-al registers
+again after each of twenty hub restarts.
 
 One hub per module (own lockfile, HOME and ``-Duser.home``); vo-al's
-headless runner serves a small session built from the real files.
+headless runner serves a small session built from the real files, and
+trusts the test's own clients (``tester``, ``selector``).
 """
 
 from __future__ import annotations
 
+import logging
+import shlex
+import signal
 import warnings
+from pathlib import Path
 
 import pytest
 from astropy.io.votable import parse_single_table
 from astropy.table import Table
 from astropy.units import UnitsWarning
 
-from test_samp_support import (Sender, build_session, entries, peer_environment, require,
-                               running)
+from test_samp_support import (Sender, Trickle, build_session, entries, peer_environment,
+                               require, running, serving)
+from vo_al.samp.hub import running_hub
 from vo_al.samp.messages import HANDLED
-from vo_al.samp.peers import (PeerProcess, messagesender_args, run_tool, start_jsamp_hub,
+from peers import (PeerProcess, messagesender_args, run_tool, start_jsamp_hub,
                               wait_for)
 from vo_al.session import Session
 
@@ -48,9 +55,10 @@ def session_dir(real_data, manifest, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vo_al(peers, session_dir):
-    with running(session_dir) as (runner, lines):
+    with running(session_dir, trust=("tester", "selector")) as (runner, lines):
         assert runner.link.bridge.wait_connected(30), lines
         runner.table = runner.link.publisher.prepare_table("candidates")
+        runner.lines = lines
         yield runner
 
 
@@ -149,6 +157,39 @@ def test_stilts_sends_a_label_table_and_the_valid_rows_are_imported(peers, vo_al
     assert new[0].source.startswith("samp:") and new[0].sender
 
 
+def _documented_stilts_command() -> list[str]:
+    """The STILTS command of docs/samp.md that sends a CSV of labels to vo-al."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "samp.md").read_text()
+    line = next(line for line in docs.splitlines() if line.startswith("stilts tpipe in=my-"))
+    return shlex.split(line)
+
+
+@pytest.mark.stilts
+def test_the_documented_stilts_command_sends_a_csv_of_text_ids(peers, vo_al, session_dir,
+                                                               tmp_path):
+    require("stilts")
+    labelled = {e.spectrum_id for e in entries(session_dir)}
+    ids = [i for i in vo_al.table.ids if not i.isdigit() and i not in labelled][:2]
+    assert len(ids) == 2
+    csv = tmp_path / "my-labels.csv"
+    csv.write_text("id,label\n" + "".join(f"{i},other\n" for i in ids))
+    command = [f"in={csv}" if arg == "in=my-labels.csv" else arg
+               for arg in _documented_stilts_command()]
+    assert f"in={csv}" in command
+    plain = [arg for arg in command if not arg.startswith("ifmt=")]
+    before = len(entries(session_dir))
+    logged = len(vo_al.lines)
+    result = run_tool(plain, peers.env())  # every column is text: the header is read as data
+    assert "Response samp.error" in result.stdout
+    assert any("no column 'id'" in line for line in vo_al.lines[logged:])
+    result = run_tool(command, peers.env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    new = entries(session_dir)[before:]
+    assert [(e.spectrum_id, e.label, e.source) for e in new] == [
+        (i, "other", new[0].source) for i in ids]
+    assert new[0].source.startswith("samp:")
+
+
 def test_snooper_sees_our_broadcasts(peers, vo_al):
     snooper = PeerProcess(["jsamp", "snooper", "-clientname", "snooper"], peers.env(),
                           peers.folder / "snooper.log")
@@ -219,7 +260,7 @@ def _malformed(vo_al, tmp_path):
         ("table.load.votable", {"url": text.as_uri()}, "cannot read a table"),
         ("table.load.votable", {"url": no_label.as_uri()}, "no column"),
         ("table.load.votable", {"url": {"a": "b"}}, "must be a string"),
-        ("spectrum.load.ssa-generic", {"url": text.as_uri()}, "not a readable FITS"),
+        ("spectrum.load.ssa-generic", {"url": text.as_uri()}, "FITS"),
         ("spectrum.load.ssa-generic", {"name": "x"}, "missing parameter 'url'"),
         ("spectrum.load.ssa-generic", {"url": missing, "meta": "x"}, "must be a map"),
         ("voal.label.set", {"spectrum-id": vo_al.table.ids[0]}, "missing parameter 'label'"),
@@ -256,23 +297,63 @@ def test_notifications_are_acted_on_without_a_reply(peers, vo_al):
     wait_for(lambda: vo_al.link.receiver.current == vo_al.table.ids[2], 30, "the notification")
 
 
+def test_an_untrusted_client_gets_a_refusal_that_says_how_to_trust_it(peers, vo_al,
+                                                                       session_dir, tmp_path):
+    table = tmp_path / "labels.vot"
+    Table({"id": [vo_al.table.ids[9]], "label": ["emission"]}).write(table, format="votable")
+    before = entries(session_dir)
+    output = send(peers, "table.load.votable", {"url": table.as_uri()}, sender="webpage")
+    assert "samp.error" in output and "'webpage' is not one" in output
+    assert "vo-al samp SESSION --trust webpage" in output
+    assert entries(session_dir) == before
+
+
 # --------------------------------------------------------------------------
-# Last: the hub goes away and comes back
+# Last: the hub goes away and comes back, twenty times
+
+ROUNDS = 20
 
 
-def test_reconnects_when_the_hub_restarts(peers, vo_al):
+def _registered_with_the_running_hub(bridge):
+    hub = running_hub()
+    return bridge.connected and hub is not None and \
+        bridge.hub_url == hub["samp.hub.xmlrpc.url"]
+
+
+def _call_in_flight(vo_al, url: str) -> Sender:
+    """A client whose table.load.votable vo-al is busy reading (a server trickles it)."""
+    sender = Sender("tester")
+    busy = vo_al.link.receiver.in_progress
+    sender.client.call(sender.id_of("vo-al"), "in-flight", {
+        "samp.mtype": "table.load.votable", "samp.params": {"url": url}})
+    wait_for(lambda: vo_al.link.receiver.in_progress > busy, 30, "vo-al to start reading")
+    return sender
+
+
+def test_registered_again_after_each_of_twenty_hub_restarts(peers, vo_al, caplog):
+    """SIGTERM (a JSAMP hub that is stopping answers "Hub is stopped") and SIGKILL
+    (a stale lockfile) in turn; every other round while vo-al is reading a
+    peer's table, so its reply meets a hub that is gone."""
     bridge = vo_al.link.bridge
-    old_id = bridge.public_id
-    peers.hub.stop()
-    wait_for(lambda: not bridge.connected, 30, "vo-al to notice the hub left")
-    peers.hub = start_jsamp_hub(peers)
-    assert bridge.wait_connected(30)
-    sender = Sender("after-restart")
+    caplog.set_level(logging.WARNING, logger="vo_al.samp.bridge")
+    with serving(Trickle) as url:
+        for k in range(ROUNDS):
+            sender = _call_in_flight(vo_al, f"{url}/t.vot") if k % 2 else None
+            peers.hub.stop(sig=signal.SIGTERM if k % 4 < 2 else signal.SIGKILL)
+            if sender is not None:
+                sender.close()
+            peers.hub = start_jsamp_hub(peers)
+            wait_for(lambda: _registered_with_the_running_hub(bridge), 60,
+                     f"vo-al to register again after restart {k + 1}")
+    registered = [line for line in vo_al.lines if "registered with the SAMP hub" in line]
+    assert len(registered) >= ROUNDS + 1
+    assert not [r for r in caplog.records if "checking the SAMP registration failed" in
+                r.getMessage()]
+    sender = Sender("after-restarts")
     try:
         assert sender.id_of("vo-al") == bridge.public_id
         response, _ = sender.call(bridge.public_id, "voal.label.undo",
                                   {"spectrum-id": "never-labelled"})
-        assert response["samp.status"] == "samp.error"
+        assert "'after-restarts' is not one" in response["samp.error"]["samp.errortxt"]
     finally:
         sender.close()
-    assert old_id is not None

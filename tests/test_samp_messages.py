@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import math
 import os
+import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +17,12 @@ from astropy.io import fits
 from astropy.io.votable import parse_single_table
 from astropy.units import UnitsWarning
 
-from test_samp_support import require
+from test_samp_support import Trickle, require, serving
 from vo_al.samp import messages as m
 from vo_al.samp.errors import MessageRejected
-from vo_al.samp.files import PeerFiles, download
-from vo_al.samp.peers import run_tool
+from vo_al.samp.download import Transfer, download, refuse_remote_streams
+from vo_al.samp.files import PeerFiles
+from peers import run_tool
 from vo_al.samp.sdm import full_spectrum, sdm_meta, window_spectrum, write_sdm
 from vo_al.spectra import read_spectrum
 
@@ -131,15 +137,82 @@ def test_a_dead_runs_folder_is_removed_but_a_live_one_kept(tmp_path):
 def test_download_reads_file_urls_and_refuses_the_rest(tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("hello")
-    download(source.as_uri(), tmp_path / "out.txt")
+    download(source.as_uri(), tmp_path / "out.txt", local=True)
     assert (tmp_path / "out.txt").read_text() == "hello"
     for url, text in [((tmp_path / "missing").as_uri(), "cannot read"),
                       ("ftp://example.org/x", "only file, http, https"),
-                      ("no-scheme", "only file"), ("http://127.0.0.1:9/x.vot", "cannot read")]:
+                      ("no-scheme", "only file"), ("http://127.0.0.1:9/x.vot", "cannot read"),
+                      ("file://elsewhere/etc/passwd", "must name this machine")]:
         with pytest.raises(MessageRejected, match=text):
-            download(url, tmp_path / "out.txt")
+            download(url, tmp_path / "out.txt", local=True)
     with pytest.raises(MessageRejected, match="larger than"):
-        download(source.as_uri(), tmp_path / "out.txt", limit=3)
+        download(source.as_uri(), tmp_path / "out.txt", local=True, limit=3)
+
+
+def test_download_opens_regular_files_only(tmp_path):
+    fifo = tmp_path / "x.fits"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would wait for ever
+    for url in (fifo.as_uri(), "file:///dev/zero", tmp_path.as_uri()):
+        with pytest.raises(MessageRejected, match="not a regular file"):
+            download(url, tmp_path / "out", local=True)
+
+
+def test_untrusted_file_urls_are_refused_alike_whatever_the_path(tmp_path):
+    real = tmp_path / "real.txt"
+    real.write_text("secret")
+    os.mkfifo(tmp_path / "fifo")
+    texts = set()
+    for path in (real, tmp_path / "missing", tmp_path / "fifo", Path("/etc/passwd")):
+        with pytest.raises(MessageRejected) as refused:
+            download(path.as_uri(), tmp_path / "out", local=False)
+        texts.add(refused.value.text)
+    assert len(texts) == 1 and "only for clients vo-al trusts" in texts.pop()
+
+
+def test_download_decompresses_and_bounds_what_it_writes(tmp_path):
+    out = tmp_path / "out"
+    for name, data in [("t.gz", gzip.compress(b"a" * 5000) + gzip.compress(b"b" * 10)),
+                       ("t.bz2", bz2.compress(b"c" * 5000)), ("t.xz", lzma.compress(b"d" * 5000))]:
+        (tmp_path / name).write_bytes(data)
+        download((tmp_path / name).as_uri(), out, local=True)
+        assert out.read_bytes() in (b"a" * 5000 + b"b" * 10, b"c" * 5000, b"d" * 5000)
+    bomb = tmp_path / "bomb.fits.gz"
+    bomb.write_bytes(gzip.compress(bytes(8 << 20)))  # 8 KiB that decompress to 8 MiB
+    assert bomb.stat().st_size < 64 << 10
+    with pytest.raises(MessageRejected, match="decompresses to more than 1 MiB"):
+        download(bomb.as_uri(), out, local=True, limit=1 << 20)
+    assert out.stat().st_size <= 1 << 20
+    refused = [("twice.gz", gzip.compress(gzip.compress(b"x" * 100)), "compressed twice"),
+               ("a.zip", b"PK\x03\x04" + bytes(100), "zip archive"),
+               ("cut.gz", gzip.compress(os.urandom(5000))[:-100], "ends before")]
+    for name, data, text in refused:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(MessageRejected, match=text):
+            download((tmp_path / name).as_uri(), out, local=True)
+
+
+@pytest.fixture
+def trickle():
+    with serving(Trickle) as url:
+        yield f"{url}/spectrum.fits"
+
+
+def test_a_slow_server_meets_the_deadline_and_a_cancel_stops_it(trickle, tmp_path):
+    with pytest.raises(MessageRejected, match="was not read within 0.5 s"):
+        download(trickle, tmp_path / "out", local=False, transfer=Transfer(0.5))
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    with pytest.raises(MessageRejected, match="stopped"):
+        download(trickle, tmp_path / "out", local=False, transfer=Transfer(600, cancel))
+
+
+def test_votable_data_behind_a_stream_href_are_refused(tmp_path):
+    path = tmp_path / "t.vot"
+    path.write_text('<VOTABLE><RESOURCE><TABLE><FIELD name="id" datatype="char"/><DATA>'
+                    '<BINARY><STREAM href="file:///dev/zero"/></BINARY></DATA></TABLE>'
+                    '</RESOURCE></VOTABLE>')
+    with pytest.raises(MessageRejected, match="STREAM href are not fetched"):
+        refuse_remote_streams(path, "http://peer/t.vot")
 
 
 # --------------------------------------------------------------------------

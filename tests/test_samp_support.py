@@ -8,21 +8,27 @@ test is skipped with the reason.
 
 from __future__ import annotations
 
+import http.server
 import os
+import socketserver
 import threading
 import time
+import xmlrpc.client
 from contextlib import contextmanager
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
-from pyvo.samp import SAMPIntegratedClient
+from pyvo.samp import SAMPHubError, SAMPIntegratedClient, SAMPProxyError
 from pyvo.samp import conf as samp_conf
 
 from vo_al.loop import IterationOptions, run_iteration
 from vo_al.samp.headless import Runner
 from vo_al.samp.hub import LOOPBACK
-from vo_al.samp.peers import TOOLS, PeerEnvironment, missing_tools, wait_for
+from peers import TOOLS, PeerEnvironment, missing_tools, wait_for
 from vo_al.session import Session
+from vo_al.workspace import Workspace
 from conftest import build_real_pools
 
 APT = "apt-get install jsamp topcat stilts xvfb"
@@ -39,17 +45,43 @@ def require(*tools: str):
     pytest.skip(text)
 
 
-def build_session(real_data: Path, manifest: list[dict], folder: Path) -> Path:
+def build_session(real_data: Path, manifest: list[dict], folder: Path, rows: int = 0,
+                  labelled: int = 0) -> Path:
     """A session on the real files with one completed iteration.
 
     Training set: the Ondřejov spectra labelled from MANIFEST.tsv; pool: the
-    LAMOST spectra. Returns the session directory.
+    LAMOST spectra, repeated under new ids up to ``rows`` rows when given,
+    the first ``labelled`` of them labelled ``emission``. Returns the
+    session directory.
     """
     train, pool = build_real_pools(real_data, manifest, folder)
+    if rows:
+        pool = tile_pool(pool, folder / "tiled.h5", rows)
     directory = folder / "session"
     with Session.create(directory, train, pool, query_size=5, estimate_size=3) as session:
         run_iteration(session, IterationOptions(max_epochs=1, query_size=5, estimate_size=3))
+        with h5py.File(pool, "r") as h5:
+            ids = [i.decode() if isinstance(i, bytes) else str(i) for i in h5["id"][:labelled]]
+        session.label_many([(i, "emission") for i in ids], source="cli")
     return directory
+
+
+def tile_pool(source: Path, out: Path, rows: int) -> Path:
+    """A pool of ``rows`` rows repeating ``source``'s, the copies under new ids."""
+    with h5py.File(source, "r") as src, h5py.File(out, "w") as dst:
+        n = len(src["id"])
+        index = np.arange(rows) % n
+        for name, data in src.items():
+            if isinstance(data, h5py.Dataset) and data.shape[:1] == (n,):
+                values = data[:][index]
+                if name == "id":
+                    values = np.array([f"t{k // n}-{v.decode() if isinstance(v, bytes) else v}"
+                                       for k, v in enumerate(values)], dtype=object)
+                dst.create_dataset(name, data=values, dtype=data.dtype)
+            else:
+                src.copy(data, dst, name)
+        dst.attrs.update(dict(src.attrs))
+    return out
 
 
 @contextmanager
@@ -78,10 +110,10 @@ class Sender:
             self.client.connect()
 
     def close(self):
-        """Unregister (a hub that is gone already needs nothing)."""
+        """Unregister (a hub that is gone or stopping already needs nothing)."""
         try:
             self.client.disconnect()
-        except OSError:
+        except (OSError, xmlrpc.client.Error, SAMPHubError, SAMPProxyError):
             pass  # the hub is gone; disconnect() stopped the client before raising
 
     def id_of(self, name: str, timeout: float = 30.0) -> str:
@@ -107,8 +139,8 @@ def running(session_dir: Path, **options):
     """A :class:`Runner` serving ``session_dir`` on a thread; yields it and its log lines."""
     lines: list[str] = []
     stop = threading.Event()
-    with Session.open(session_dir) as session:
-        runner = Runner(session, log=lines.append, check_interval=0.25, **options)
+    with Workspace.open(session_dir) as workspace:
+        runner = Runner(workspace, log=lines.append, check_interval=0.25, **options)
         thread = threading.Thread(target=runner.serve, args=(stop,), name="vo-al owner")
         thread.start()
         try:
@@ -117,6 +149,39 @@ def running(session_dir: Path, **options):
             stop.set()
             thread.join(30)
     assert not thread.is_alive(), "the runner did not stop"
+
+
+class Trickle(http.server.BaseHTTPRequestHandler):
+    """A hostile peer's server: promises a megabyte and sends one byte at a time."""
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 20))
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b"<")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            return  # the reader hung up
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def serving(handler):
+    """An HTTP server on a free loopback port with ``handler``; yields its base URL."""
+    server = socketserver.ThreadingTCPServer((LOOPBACK, 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def entries(session_dir: Path) -> list:

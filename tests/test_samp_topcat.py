@@ -8,11 +8,16 @@ for a full round trip on this kind of machine; DESIGN.md §3).
 from __future__ import annotations
 
 import time
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pytest
+from astropy.table import Table
 
 from test_samp_support import Sender, build_session, peer_environment, require, running
-from vo_al.samp.peers import start_jsamp_hub, start_topcat, start_xvfb, wait_for
+from vo_al.catalogues import file_catalogue
+from peers import start_jsamp_hub, start_topcat, start_xvfb, wait_for
+from vo_al.workspace import Workspace
 
 pytestmark = [pytest.mark.jsamp, pytest.mark.topcat]
 
@@ -85,3 +90,22 @@ def test_topcat_takes_the_query_batch(peers, vo_al):
     sent, pending = publisher.send_table("query", recipient=peers.topcat_id)
     assert pending.wait(60)[peers.topcat_id]["samp.status"] == "samp.ok"
     _ok_once_loaded(lambda: publisher.select(sent.ids, peers.topcat_id), "a selection")
+
+
+def test_topcat_takes_the_candidate_table_with_cross_match_columns(peers, vo_al, session_dir,
+                                                                    tmp_path):
+    with Workspace.open(session_dir) as workspace:
+        table = workspace.candidate_table()
+        Table({"main_id": ["star A", "star B"], "ra": table["ra"][:2] + 1 / 3600,
+               "dec": table["dec"][:2], "otype": ["Be*", "Em*"]}).write(
+            tmp_path / "simbad.csv", format="ascii.csv")
+        workspace.crossmatch([file_catalogue(tmp_path / "simbad.csv", "simbad")])
+    publisher = vo_al.link.publisher
+    sent, pending = publisher.send_table("candidates", recipient=peers.topcat_id)
+    response = pending.wait(60)[peers.topcat_id]
+    assert response["samp.status"] == "samp.ok", response
+    loaded = Table.read(url2pathname(urlparse(sent.url).path), format="votable")
+    assert {"object_id", "known", "simbad_id", "simbad_type", "simbad_sep_arcsec"} <= set(
+        loaded.colnames)
+    assert sorted(loaded["simbad_id"][loaded["known"]]) == ["star A", "star B"]
+    assert loaded["simbad_sep_arcsec"].meta["ucd"] == "pos.angDistance"

@@ -6,7 +6,11 @@ out to TOPCAT and SPLAT-VO, labels back in.
 - :mod:`~vo_al.samp.inbox`: the items the hook delivers, and the headless
   queue;
 - :mod:`~vo_al.samp.receiver`: checks and acts on incoming calls on the
-  thread that owns the session, and always replies;
+  thread that owns the session, and always replies; the slow part of a
+  call (:mod:`~vo_al.samp.download`, :mod:`~vo_al.samp.labeltable`,
+  :mod:`~vo_al.samp.classify`) runs on :mod:`~vo_al.samp.work`'s threads;
+- :mod:`~vo_al.samp.trust`: which clients may change labels or have local
+  files read;
 - :mod:`~vo_al.samp.publisher`: tables, rows, positions and spectra out;
 - :mod:`~vo_al.samp.messages`, :mod:`~vo_al.samp.tables`,
   :mod:`~vo_al.samp.sdm`, :mod:`~vo_al.samp.files`: messages, VOTables,
@@ -20,17 +24,21 @@ See ``docs/samp.md``.
 from .bridge import Pending, SampBridge
 from .errors import HubUnavailable, MessageRejected, SampError
 from .headless import Runner, run
-from .inbox import Call, QueueInbox, Response, Status
+from .inbox import Call, QueueInbox, Response, Status, Step
 from .link import SampLink
+from .trust import DESKTOP_TOOLS, Trust
 
 __all__ = [
     "SampBridge",
     "Pending",
     "SampLink",
     "Call",
+    "Step",
     "Response",
     "Status",
     "QueueInbox",
+    "Trust",
+    "DESKTOP_TOOLS",
     "Runner",
     "run",
     "SampError",

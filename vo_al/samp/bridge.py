@@ -11,6 +11,14 @@ and hub events themselves.
 A watchdog thread checks the registration every ``check_interval`` seconds:
 when the hub goes away the bridge drops the connection and keeps looking
 for a hub (the same one restarted, or any new one) and registers again.
+Nothing a hub does stops it: a JSAMP hub that is starting or stopping
+answers faults ("Hub is stopped"), a hung one answers nothing (every call
+to a hub has a timeout, :data:`~vo_al.samp.hub.HUB_TIMEOUT`), and any
+failure of one check is logged once and the next check runs as usual.
+
+Subscriptions carry ``samp.mostly-harmless`` annotations
+(:func:`~vo_al.samp.trust.subscription_annotations`), so a hub with the
+Web Profile keeps web pages from sending vo-al labels or file URLs.
 
 Everything sent is checked to be strings, lists and maps
 (:func:`~vo_al.samp.messages.check_samp_value`) and made ASCII
@@ -19,24 +27,23 @@ Everything sent is checked to be strings, lists and maps
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import logging
 import threading
-import xmlrpc.client
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pyvo.samp import SAMPClient, SAMPClientError, SAMPHubError, SAMPHubProxy, SAMPProxyError
+from pyvo.samp import SAMPClient, SAMPClientError, SAMPHubError, SAMPProxyError
 from pyvo.samp import conf as samp_conf
 
 from .. import __version__
 from .errors import HubUnavailable, SampError
-from .hub import LOOPBACK, OwnHub, running_hub
+from .hub import HUB_ERRORS, LOOPBACK, HubProxy, OwnHub, running_hub
 from .inbox import Call, Response, Status
 from .messages import HANDLED, HUB_EVENTS, PING, check_samp_value, error, ok, to_ascii
+from .trust import subscription_annotations
 
 __all__ = ["SampBridge", "Pending", "client_metadata", "NAME"]
 
@@ -44,11 +51,14 @@ NAME = "vo-al"
 
 _log = logging.getLogger(__name__)
 
-#: What a dead or unreachable hub raises through the XML-RPC proxies.
-_RPC_ERRORS = (OSError, xmlrpc.client.Error, http.client.HTTPException, SAMPProxyError,
-               SAMPHubError, SAMPClientError)
+#: What a dead, dying, hung or unreachable hub raises through the XML-RPC proxies
+#: (``xmlrpc.client.Error`` includes the faults of a hub that is stopping).
+_RPC_ERRORS = (*HUB_ERRORS, SAMPProxyError, SAMPHubError, SAMPClientError)
 
 _PENDING_KEPT = 256
+
+#: Longest wait for the watchdog when closing.
+_JOIN_S = 5.0
 
 
 def client_metadata() -> dict:
@@ -128,7 +138,8 @@ class _Client(SAMPClient):
     def __init__(self, hub_proxy, bridge: "SampBridge"):
         with samp_conf.set_temp("use_internet", False):  # no network probe: loopback only
             super().__init__(hub_proxy, metadata=client_metadata(), addr=LOOPBACK)
-        self._call_bindings = {}  # no client.env.get; ping is answered by the bridge
+        for mtype in ("samp.app.ping", "client.env.get"):  # the bridge answers ping itself
+            self.unbind_receive_call(mtype, declare=False)
         self._bridge = bridge
 
     def receive_call(self, private_key, sender_id, msg_id, message):
@@ -149,7 +160,7 @@ class _Client(SAMPClient):
 
 @dataclass(frozen=True)
 class _Connection:
-    proxy: SAMPHubProxy
+    proxy: HubProxy
     client: _Client
     private_key: str
     public_id: str
@@ -206,6 +217,7 @@ class SampBridge:
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._watchdog: threading.Thread | None = None
+        self._failed = ""  # the last check's failure, logged once
 
     # ------------------------------------------------------------------
     # Life cycle
@@ -225,7 +237,7 @@ class SampBridge:
         bool
             Whether vo-al is registered now (else the watchdog keeps trying).
         """
-        self._try_connect()
+        self._check()
         self._watchdog = threading.Thread(target=self._watch, name="vo-al SAMP watchdog",
                                           daemon=True)
         self._watchdog.start()
@@ -236,7 +248,7 @@ class SampBridge:
         self._closing.set()
         self._wake.set()
         if self._watchdog is not None:
-            self._watchdog.join()
+            self._watchdog.join(_JOIN_S)  # a daemon stuck on a hung hub is left behind
         with self._lock:
             conn, self._conn = self._conn, None
         self._connected.clear()
@@ -256,6 +268,12 @@ class SampBridge:
         conn = self._conn
         return conn.public_id if conn else None
 
+    @property
+    def hub_url(self) -> str | None:
+        """The XML-RPC URL of the hub vo-al is registered with, or None."""
+        conn = self._conn
+        return conn.hub_url if conn else None
+
     def wait_connected(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds for a registration; never on a GUI thread."""
         return self._connected.wait(timeout)
@@ -267,14 +285,28 @@ class SampBridge:
             _log.exception("the SAMP dispatch hook failed on %r", item)
 
     def _watch(self):
+        """The watchdog's loop: it never ends before :meth:`close`, whatever a check raises."""
         while not self._closing.is_set():
+            self._check()
+            self._wake.wait(self._interval)
+            self._wake.clear()
+
+    def _check(self):
+        """Drop a dead connection, register when not registered; never raises.
+
+        A failure is logged once, not at every check while it lasts.
+        """
+        try:
             conn = self._conn
             if conn is not None and not self._alive(conn):
                 self._drop(conn, "the SAMP hub went away; looking for a hub to register with")
             if self._conn is None:
                 self._try_connect()
-            self._wake.wait(self._interval)
-            self._wake.clear()
+            self._failed = ""
+        except Exception as exc:  # the watchdog must outlive anything a hub does
+            if repr(exc) != self._failed:
+                _log.exception("checking the SAMP registration failed; trying again")
+            self._failed = repr(exc)
 
     @staticmethod
     def _alive(conn: _Connection) -> bool:
@@ -306,25 +338,33 @@ class SampBridge:
         params = None if self._closing.is_set() else self._hub_params()
         if params is None:
             return
-        proxy = SAMPHubProxy()
+        proxy = HubProxy()
         client = None
         try:
             proxy.connect(hub_params=params, pool_size=4)
             client = _Client(proxy, self)
             client.start()
             client.register()
-        except _RPC_ERRORS as exc:
-            _log.info("registering with the SAMP hub failed: %s", exc)
+        except Exception as exc:  # no client thread is left running, whatever failed
             if client is not None and client.is_running:
                 client.stop()
             proxy.disconnect()
+            if not isinstance(exc, _RPC_ERRORS):
+                raise  # logged by the watchdog
+            _log.info("registering with the SAMP hub failed: %s", exc)
             return
         url = params.get("samp.hub.xmlrpc.url", "?")
         conn = _Connection(proxy, client, client.get_private_key(), client.get_public_id(), url)
         with self._lock:
-            self._conn = conn  # before subscribing: the first message can be answered
+            closing = self._closing.is_set()
+            if not closing:
+                self._conn = conn  # before subscribing: the first message can be answered
+        if closing:  # close() ran meanwhile: leave no registration behind
+            conn.close(unregister=True)
+            return
         try:
-            client.declare_subscriptions({mtype: {} for mtype in (PING, *HUB_EVENTS, *HANDLED)})
+            client.declare_subscriptions({mtype: subscription_annotations(mtype)
+                                          for mtype in (PING, *HUB_EVENTS, *HANDLED)})
         except _RPC_ERRORS as exc:
             self._drop(conn, f"subscribing with the SAMP hub at {url} failed: {exc}",
                        unregister=True)
@@ -376,6 +416,8 @@ class SampBridge:
             self._emit(Status(True, f"{client_id} is {name or 'unnamed'}"))
         elif mtype == "samp.hub.event.register":
             self._emit(Status(True, f"client {client_id} registered"))
+        elif mtype == "samp.hub.event.subscriptions":
+            self._emit(Status(True, f"{self.name_of(client_id)} ({client_id}) subscribed"))
         else:
             with self._lock:
                 name = self._names.pop(client_id, client_id)
@@ -532,6 +574,21 @@ class SampBridge:
         except _RPC_ERRORS as exc:
             raise _send_error(exc) from exc
         return {client_id: self.name_of(client_id) for client_id in ids}
+
+    def subscribers(self, mtype: str) -> list[str]:
+        """Ids of the other clients subscribed to ``mtype``.
+
+        Raises
+        ------
+        HubUnavailable, SampError
+            As for :meth:`call`.
+        """
+        conn = self._require()
+        try:
+            ids = conn.proxy.get_subscribed_clients(conn.private_key, mtype)
+        except _RPC_ERRORS as exc:
+            raise _send_error(exc) from exc
+        return [client_id for client_id in ids if client_id != conn.public_id]
 
     def client_id(self, name: str) -> str | None:
         """The id of the first client whose ``samp.name`` is ``name`` (any case)."""

@@ -1,4 +1,5 @@
-"""Files handed to SAMP peers, and files fetched from them.
+"""Files handed to SAMP peers (and the temporary files of downloads,
+:mod:`vo_al.samp.download`).
 
 Peers get tables and spectra as ``file:`` URLs (vo-al opens no listener of
 its own). The files live in ``SESSION/samp/run-<token>/``, one folder per
@@ -15,24 +16,15 @@ import fcntl
 import secrets
 import shutil
 import threading
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from .errors import MessageRejected
-
-__all__ = ["PeerFiles", "download", "DOWNLOAD_LIMIT"]
+__all__ = ["PeerFiles"]
 
 _FOLDER = "samp"
 _RUN_PREFIX = "run-"
 _LOCK = ".lock"
-
-#: Largest file fetched for a peer's message, in bytes.
-DOWNLOAD_LIMIT = 256 * 1024 * 1024
-
-_SCHEMES = ("file", "http", "https")
 
 
 def _lock_is_free(run_dir: Path) -> bool:
@@ -148,31 +140,3 @@ class PeerFiles:
         except OSError:
             pass  # another bridge's folder is still there
 
-
-def download(url: str, path: Path, timeout: float = 10.0, limit: int = DOWNLOAD_LIMIT):
-    """Fetch ``url`` (``file:``, ``http:`` or ``https:``) into ``path``.
-
-    Raises
-    ------
-    MessageRejected
-        For another scheme, a URL that cannot be read, or a file larger
-        than ``limit`` bytes.
-    """
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-    if scheme not in _SCHEMES:
-        raise MessageRejected(f"cannot fetch {url!r}: only {', '.join(_SCHEMES)} URLs are read")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as out:
-            _copy(response, out, limit, url)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise MessageRejected(f"cannot read {url!r}: {reason}") from None
-
-
-def _copy(response, out, limit: int, url: str):
-    total = 0
-    while chunk := response.read(1 << 20):
-        total += len(chunk)
-        if total > limit:
-            raise MessageRejected(f"{url!r} is larger than {limit // (1 << 20)} MiB")
-        out.write(chunk)

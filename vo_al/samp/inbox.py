@@ -11,9 +11,14 @@ thread and return at once.
   (the core never imports Qt); the slot runs on the GUI thread.
 
 The owner then hands each :class:`Call` to
-:meth:`vo_al.samp.receiver.Receiver.process`, which validates, acts and
-replies (through the bridge, from the owner thread) — so a caller using
-``callAndWait`` always gets its answer.
+:meth:`vo_al.samp.receiver.Receiver.process`, which validates it and
+either acts and replies at once, or passes the slow part (fetching a URL,
+reading a table, classifying a spectrum) to a worker thread. The worker's
+result comes back through the same hook as a :class:`Step`, which the
+owner hands to ``process`` too: it acts on the session and replies (a
+large label table is imported in slices, one :class:`Step` each, so other
+messages are answered in between). So a caller using ``callAndWait``
+always gets its answer, and the owner thread never waits on a peer.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from __future__ import annotations
 import queue
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
-__all__ = ["Call", "Response", "Status", "QueueInbox"]
+__all__ = ["Call", "Step", "Response", "Status", "QueueInbox"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,28 @@ class Call:
     def is_notification(self) -> bool:
         """True when no reply is expected."""
         return self.msg_id is None
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """The next part of a call's work, for the owner thread.
+
+    Made by the receiver only; the owner hands it back to
+    :meth:`~vo_al.samp.receiver.Receiver.process`.
+
+    Attributes
+    ----------
+    call : Call
+        The call the work is for.
+    owner : object
+        The receiver that made it (a step reaching another one is ignored).
+    work : callable
+        ``work() -> response or None``, run by the receiver on the owner thread.
+    """
+
+    call: Call
+    owner: object
+    work: Callable[[], "dict | None"]
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 
 The GUI and the headless runner build the same parts around a session:
 
->>> link = SampLink(session, dispatch=inbox.put, armed="emission")  # doctest: +SKIP
+>>> link = SampLink(workspace, dispatch=inbox.put, armed="emission")  # doctest: +SKIP
 >>> link.start()
 >>> # on the owning thread, for each item the hook delivered:
->>> link.receiver.process(call)                      # a Call: validate, act, reply
+>>> link.receiver.process(item)                      # a Call or Step: check, act, reply
 >>> link.publisher.send_table("candidates")          # out: tables, rows, spectra
 >>> link.close()                                     # unregister, remove the files
 """
@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..session import Session
+from ..workspace import Workspace
 from .bridge import SampBridge
 from .files import PeerFiles
 from .publisher import Publisher
 from .receiver import Receiver
 from .tables import TableRegistry
+from .trust import Trust
 
 __all__ = ["SampLink"]
 
@@ -29,7 +30,8 @@ class SampLink:
 
     Parameters
     ----------
-    session : Session
+    workspace : Workspace
+        The open session: labels go through it; tables and spectra are read from it.
         Owned by the thread that processes the dispatched items.
     dispatch : callable
         The hook of :class:`~vo_al.samp.bridge.SampBridge`.
@@ -37,6 +39,9 @@ class SampLink:
         Start a hub in this process when none is running.
     armed, id_column, label_column, on_event
         As for :class:`~vo_al.samp.receiver.Receiver`.
+    trust : iterable of str
+        ``samp.name`` of clients trusted besides the desktop tools
+        (:mod:`~vo_al.samp.trust`).
     access_limit : int
         As for :class:`~vo_al.samp.publisher.Publisher`.
     check_interval : float
@@ -51,22 +56,23 @@ class SampLink:
     publisher : Publisher
     """
 
-    def __init__(self, session: Session, dispatch: Callable[[object], None], *,
+    def __init__(self, workspace: Workspace, dispatch: Callable[[object], None], *,
                  own_hub: bool = False, armed: str | None = None, id_column: str = "id",
                  label_column: str = "label",
                  on_event: Callable[[str, object], None] | None = None,
-                 access_limit: int = 500, check_interval: float = 1.0):
-        self.files = PeerFiles(session.directory)
+                 access_limit: int = 500, check_interval: float = 1.0, trust=()):
+        self.files = PeerFiles(workspace.directory)
         self.tables = TableRegistry(self.files)
         self.bridge = SampBridge(dispatch, own_hub=own_hub, check_interval=check_interval)
         try:
-            self.receiver = Receiver(session, self.tables, self.files, self.bridge.reply,
-                                     armed=armed, id_column=id_column,
-                                     label_column=label_column, on_event=on_event)
+            self.receiver = Receiver(workspace, self.tables, self.files, self.bridge.reply,
+                                     dispatch, armed=armed, id_column=id_column,
+                                     label_column=label_column, on_event=on_event,
+                                     trust=Trust(trust))
         except ValueError:
             self.files.close()
             raise
-        self.publisher = Publisher(session, self.bridge, self.files, self.tables,
+        self.publisher = Publisher(workspace.session, self.bridge, self.files, self.tables,
                                    access_limit=access_limit)
 
     def __enter__(self):
@@ -81,7 +87,8 @@ class SampLink:
         return self.bridge.start()
 
     def close(self):
-        """Unregister from the hub, then remove every file handed to peers."""
+        """Answer the calls still in progress, unregister, remove every file handed to peers."""
+        self.receiver.close()
         self.bridge.close()
         self.publisher.close()
         self.tables.close()

@@ -61,9 +61,10 @@ PING = "samp.app.ping"
 #: The MTypes vo-al acts on (its subscriptions besides ping and hub events).
 HANDLED = (TABLE_HIGHLIGHT, TABLE_SELECT, TABLE_LOAD, SPECTRUM_LOAD, LABEL_SET, LABEL_UNDO)
 
-#: Hub events the bridge itself follows (shutdown, client names, clients).
+#: Hub events the bridge itself follows (shutdown, client names, clients, subscriptions).
 HUB_EVENTS = ("samp.hub.event.shutdown", "samp.hub.event.metadata",
-              "samp.hub.event.register", "samp.hub.event.unregister")
+              "samp.hub.event.register", "samp.hub.event.unregister",
+              "samp.hub.event.subscriptions")
 
 VOTABLE_MIME = "application/x-votable+xml"
 FITS_MIME = "application/fits"

@@ -21,6 +21,7 @@ import secrets
 import threading
 from collections import deque
 
+from ..cancel import check_cancel
 from ..idindex import read_rows
 from ..session import Session
 from ..spectra import SpectrumReadError, read_spectrum
@@ -39,6 +40,9 @@ VARIANTS = ("full", "window")
 
 #: Columns that, with the ids, make a table's identity.
 _LABEL_COLUMNS = ("label", "label_source", "label_sender", "label_time")
+#: And the cross-match columns (known, object_id, NAME_id, NAME_type,
+#: NAME_sep_arcsec): like labels, they change within an iteration.
+_MATCH_SUFFIXES = ("known", "_id", "_type", "_sep_arcsec")
 
 
 class Publisher:
@@ -77,19 +81,29 @@ class Publisher:
             lambda p: write_sdm(full_spectrum(read_spectrum(source)), p, "fits"))
         return key, self._files.url(path)
 
-    def _access(self, ids, sources) -> tuple[list[str], list]:
+    def _access(self, ids, sources, cancel) -> tuple[list[str], list]:
         urls, keys = [], []
-        for spectrum_id, source in zip(ids[:self.access_limit], sources):
-            try:
-                key, url = self._spectrum_file(spectrum_id, str(source))
-            except (SpectrumReadError, OSError) as exc:
-                _log.warning("no SDM file for %s: %s", spectrum_id, exc)
-                key, url = None, ""
-            urls.append(url)
-            keys += [key] if key else []
+        try:
+            for spectrum_id, source in zip(ids[:self.access_limit], sources):
+                check_cancel(cancel, "writing the spectrum files")
+                key, url = self._access_file(spectrum_id, source)
+                urls.append(url)
+                keys += [key] if key else []
+        except BaseException:
+            for held in keys:
+                self._files.release(held)
+            raise
         return urls + [""] * (len(ids) - len(urls)), keys
 
-    def prepare_table(self, kind: str = "candidates", iteration: int | None = None) -> SentTable:
+    def _access_file(self, spectrum_id: str, source) -> tuple:
+        try:
+            return self._spectrum_file(spectrum_id, str(source))
+        except (SpectrumReadError, OSError) as exc:
+            _log.warning("no SDM file for %s: %s", spectrum_id, exc)
+            return None, ""
+
+    def prepare_table(self, kind: str = "candidates", iteration: int | None = None,
+                      cancel: threading.Event | None = None) -> SentTable:
         """Write a peer table and its spectrum files, and remember it.
 
         Parameters
@@ -97,6 +111,9 @@ class Publisher:
         kind : {'candidates', 'query'}
         iteration : int, optional
             Default: the latest completed one.
+        cancel : threading.Event, optional
+            Checked before each spectrum file; when set, the files written
+            are removed and :class:`vo_al.cancel.Cancelled` is raised.
 
         Returns
         -------
@@ -106,11 +123,12 @@ class Publisher:
         ------
         ValueError
             When the session has no completed iteration.
+        Cancelled
         """
         n = iteration or self.session.iteration
         table = peer_table(self.session, kind, n)
         ids = tuple(str(i) for i in table["id"])
-        urls, keys = self._access(ids, table["source"])
+        urls, keys = self._access(ids, table["source"], cancel)
         add_access_columns(table, urls)
         key = ("table", secrets.token_hex(8))
         try:
@@ -120,7 +138,9 @@ class Publisher:
             for held in keys:
                 self._files.release(held)
             raise
-        content = [*ids, *(str(v) for name in _LABEL_COLUMNS for v in table[name])]
+        changing = [c for c in table.colnames
+                    if c in _LABEL_COLUMNS or c.endswith(_MATCH_SUFFIXES)]
+        content = [*ids, *(str(v) for name in changing for v in table[name])]
         sent = SentTable(make_table_id(self.session.directory, n, kind, content), kind, n,
                          f"vo-al {kind}, iteration {n}", self._files.url(path), ids,
                          (key, *keys))
@@ -128,7 +148,8 @@ class Publisher:
         return sent
 
     def send_table(self, kind: str = "candidates", recipient: str | None = None,
-                   iteration: int | None = None) -> tuple[SentTable, Pending]:
+                   iteration: int | None = None,
+                   cancel: threading.Event | None = None) -> tuple[SentTable, Pending]:
         """Send the candidate list or the query batch (``table.load.votable``).
 
         Parameters
@@ -137,12 +158,14 @@ class Publisher:
         recipient : str, optional
             A client id; default: every client subscribed.
         iteration : int, optional
+        cancel : threading.Event, optional
+            As for :meth:`prepare_table`.
 
         Returns
         -------
         SentTable, Pending
         """
-        sent = self.prepare_table(kind, iteration)
+        sent = self.prepare_table(kind, iteration, cancel)
         return sent, self._bridge.call(load_table(sent.url, sent.table_id, sent.name), recipient)
 
     # ------------------------------------------------------------------

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
+import xmlrpc.client
 from pathlib import Path
 from typing import Callable
 
@@ -77,8 +78,12 @@ class PeerEnvironment:
                 "JAVA_TOOL_OPTIONS": f"-Duser.home={self.home}", **extra}
 
     def hub_running(self) -> bool:
-        """Whether the hub of this folder's lockfile answers."""
-        return check_running_hub(str(self.lockfile))[0]
+        """Whether the hub of this folder's lockfile answers (a JSAMP hub that is
+        starting or stopping answers "Hub is stopped": not yet, or no more)."""
+        try:
+            return check_running_hub(str(self.lockfile))[0]
+        except xmlrpc.client.Error:
+            return False
 
 
 class PeerProcess:
