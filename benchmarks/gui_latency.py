@@ -78,17 +78,17 @@ def measure(session_path: Path, rows: int, presses: int, settings_path: Path) ->
     from PyQt5 import QtCore, QtWidgets
     from PyQt5.QtTest import QTest
 
-    from gui.app import application, wait_until_idle
-    from gui.main_window import MainWindow
-    from gui.queue_panel import CANDIDATES
-    from gui.settings import Preferences
-    from vo_al.session import Session
+    from vo_al.gui.app import application, wait_until_idle
+    from vo_al.gui.main_window import MainWindow
+    from vo_al.gui.queue_panel import CANDIDATES
+    from vo_al.gui.settings import Preferences
+    from vo_al.workspace import Workspace
 
     app = application()
     preferences = Preferences(QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat))
     preferences.candidates = rows
     preferences.show_original = True
-    window = MainWindow(Session.open(session_path), preferences)
+    window = MainWindow(Workspace.open(session_path), preferences)
     window.show()
     window.activateWindow()  # key shortcuts go to the active window (no window manager here)
     QTest.qWaitForWindowActive(window)
@@ -114,7 +114,7 @@ def measure(session_path: Path, rows: int, presses: int, settings_path: Path) ->
             app.processEvents(QtCore.QEventLoop.AllEvents, 5)
         original.append(time.perf_counter() - t0)
         time.sleep(0.02)  # a human is slower; let the loader thread go idle
-    labels = len(window.session.log.entries())
+    labels = len(window.workspace.entries())
     window.close()
     return {"drawn": np.array(drawn) * 1e3, "original": np.array(original) * 1e3,
             "labels": labels}

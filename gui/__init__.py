@@ -1,15 +1,12 @@
-"""The PyQt5 desktop front end of vo-al (a thin layer over :mod:`vo_al`).
+"""The PyQt5 desktop front end of vo-al, installed as ``vo_al.gui``.
 
-Qt-free parts, testable without a window:
-
-- :mod:`gui.queue`: the labelling queue as numpy arrays, and the lists
-  (batch, top candidates, search) built by streaming the pool and scores;
-- :mod:`gui.spectrum`: what the viewer shows of one spectrum;
-- :mod:`gui.stats`: the numbers behind the status bar and the plots.
-
-Qt parts: :mod:`gui.app` (``main``), :mod:`gui.main_window`,
-:mod:`gui.viewer`, :mod:`gui.queue_model` and :mod:`gui.queue_panel`,
-:mod:`gui.plots`, :mod:`gui.samp_panel`, :mod:`gui.workers`,
-:mod:`gui.dialogs`, :mod:`gui.settings`, :mod:`gui.errors` and
-:mod:`gui.screenshots`. See ``docs/gui.md``.
+Widgets, Qt models, dialogs and workers over one
+:class:`vo_al.workspace.Workspace` (the Qt-free application layer every
+door uses): :mod:`vo_al.gui.app` (``main``), :mod:`vo_al.gui.main_window`,
+:mod:`vo_al.gui.viewer`, :mod:`vo_al.gui.queue_model` and
+:mod:`vo_al.gui.queue_panel`, :mod:`vo_al.gui.plots`,
+:mod:`vo_al.gui.samp_panel`, :mod:`vo_al.gui.workers`,
+:mod:`vo_al.gui.events` (the workspace's events as Qt signals),
+:mod:`vo_al.gui.dialogs`, :mod:`vo_al.gui.settings` and
+:mod:`vo_al.gui.errors`. See ``docs/gui.md`` and ``docs/architecture.md``.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import sys
 import tempfile
@@ -12,7 +13,7 @@ import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
 from vo_al.runtime import tune_allocator
-from vo_al.session import Session, SessionError
+from vo_al.workspace import SessionError, Workspace
 
 from .dialogs import SessionDialog
 from .errors import install_excepthook
@@ -21,8 +22,8 @@ from .settings import APPLICATION, ORGANISATION, Preferences
 
 __all__ = ["main", "application", "wait_until_idle", "ICON"]
 
-#: The application icon.
-ICON = Path(__file__).resolve().parents[1] / "resources" / "vo-al.svg"
+#: The application icon (package data of vo_al.resources).
+ICON = importlib.resources.files("vo_al.resources") / "vo-al.svg"
 
 _SCREENSHOT_TIMEOUT_S = 120.0
 
@@ -80,10 +81,10 @@ class _Windows(QtCore.QObject):
         self.preferences = preferences
         self.window: MainWindow | None = None
 
-    def show(self, session: Session):
-        """Open a window on ``session`` and close the previous one."""
+    def show(self, workspace: Workspace):
+        """Open a window on ``workspace`` and close the previous one."""
         old = self.window
-        self.window = MainWindow(session, self.preferences)
+        self.window = MainWindow(workspace, self.preferences)
         self.window.sigOpenSession.connect(self.choose)
         self.window.show()
         if old is not None:
@@ -94,7 +95,7 @@ class _Windows(QtCore.QObject):
         """Ask for another session (create or open) and show it."""
         dialog = SessionDialog(self.preferences, self.window)
         if dialog.exec_() == QtWidgets.QDialog.Accepted:
-            self.show(dialog.session)
+            self.show(dialog.workspace)
 
 
 def main(session_path=None, screenshot=None) -> int:
@@ -137,7 +138,7 @@ def main(session_path=None, screenshot=None) -> int:
         preferences = Preferences(settings)
         if session_path is not None:
             try:
-                session = Session.open(session_path)
+                workspace = Workspace.open(session_path)
             except SessionError as exc:
                 print(f"vo-al gui: {exc}", file=sys.stderr)
                 return 2
@@ -145,9 +146,9 @@ def main(session_path=None, screenshot=None) -> int:
             dialog = SessionDialog(preferences)
             if dialog.exec_() != QtWidgets.QDialog.Accepted:
                 return 0
-            session = dialog.session
+            workspace = dialog.workspace
         windows = _Windows(preferences)
-        windows.show(session)
+        windows.show(workspace)
         if screenshot is not None:
             return _screenshot(windows.window, Path(screenshot))
         return app.exec_()

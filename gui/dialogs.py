@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PyQt5 import QtWidgets
 
-from vo_al.session import Session, SessionConfig, SessionError
+from vo_al.workspace import SessionConfig, SessionError, Workspace
 
 from .errors import show_error
 from .settings import IterateSettings, Preferences
@@ -16,7 +16,7 @@ __all__ = ["SessionDialog", "IterateOptionsDialog", "PreferencesDialog", "choose
 _H5_FILTER = "HDF5 pools (*.h5 *.hdf5);;All files (*)"
 
 
-def choose_session(parent=None) -> Session | None:
+def choose_session(parent=None) -> Workspace | None:
     """Ask for an existing session directory and open it (None if cancelled).
 
     An unreadable directory is reported in a dialog and None returned.
@@ -25,7 +25,7 @@ def choose_session(parent=None) -> Session | None:
     if not directory:
         return None
     try:
-        return Session.open(directory)
+        return Workspace.open(directory)
     except SessionError as exc:
         show_error(parent, "Cannot open the session", str(exc))
         return None
@@ -59,7 +59,7 @@ class _PathField(QtWidgets.QWidget):
 class SessionDialog(QtWidgets.QDialog):
     """Create a session from a training pool and a pool, or open one.
 
-    After ``exec_()`` returns ``Accepted``, :attr:`session` is the open
+    After ``exec_()`` returns ``Accepted``, :attr:`workspace` is the open
     session.
 
     Parameters
@@ -72,7 +72,7 @@ class SessionDialog(QtWidgets.QDialog):
     def __init__(self, preferences: Preferences, parent=None):
         super().__init__(parent)
         self.setWindowTitle("vo-al: start a session")
-        self.session: Session | None = None
+        self.workspace: Workspace | None = None
         defaults = SessionConfig(train_path="", pool_path="")
         self.directory = _PathField("A new, empty directory for the session", True)
         self.train = _PathField("Training pool (vo-al ingest --labels)", False)
@@ -110,7 +110,7 @@ class SessionDialog(QtWidgets.QDialog):
     def _create(self):
         classes = [c.strip() for c in self.classes.text().split(",") if c.strip()]
         try:
-            self.session = Session.create(
+            self.workspace = Workspace.create(
                 self.directory.text(), self.train.text(), self.pool.text(),
                 class_names=classes, query_size=self.query_size.value(),
                 estimate_size=self.estimate_size.value())
@@ -120,14 +120,14 @@ class SessionDialog(QtWidgets.QDialog):
         self.accept()
 
     def _open_existing(self):
-        session = choose_session(self)
-        if session is not None:
-            self.session = session
+        workspace = choose_session(self)
+        if workspace is not None:
+            self.workspace = workspace
             self.accept()
 
     def _open(self, path):
         try:
-            self.session = Session.open(path)
+            self.workspace = Workspace.open(path)
         except SessionError as exc:
             show_error(self, "Cannot open the session", str(exc))
             return
@@ -150,7 +150,7 @@ def _combo(items, current: str) -> QtWidgets.QComboBox:
 
 
 class IterateOptionsDialog(QtWidgets.QDialog):
-    """Edit :class:`~gui.settings.IterateSettings` (train and score choices).
+    """Edit :class:`~vo_al.gui.settings.IterateSettings` (train and score choices).
 
     Parameters
     ----------
@@ -206,7 +206,7 @@ class IterateOptionsDialog(QtWidgets.QDialog):
 
 
 class PreferencesDialog(QtWidgets.QDialog):
-    """Edit the :class:`~gui.settings.Preferences` of the viewer and queue.
+    """Edit the :class:`~vo_al.gui.settings.Preferences` of the viewer and queue.
 
     Parameters
     ----------

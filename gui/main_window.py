@@ -1,9 +1,10 @@
 """The main window: queue, viewer and plots around one session.
 
-Every user intent becomes one core call (``Session.label``,
-``Session.undo``, ``run_iteration`` in a :class:`~gui.workers.Job`); every
-core result comes back as a signal that updates the queue arrays, the
-viewer and the status bar. Labels are written synchronously on the GUI
+Every user intent becomes one call on the session's
+:class:`~vo_al.workspace.Workspace` (``label``, ``undo``, ``batch``,
+``iterate`` in a :class:`~vo_al.gui.workers.Job`, ...); every result comes
+back as a signal that updates the queue arrays, the viewer and the status
+bar; the workspace's events reach the window through :class:`~vo_al.gui.events.QtEvents`. Labels are written synchronously on the GUI
 thread (a few milliseconds, committed to disk before the next spectrum
 shows); training, scoring, list building and statistics run in threads.
 """
@@ -15,23 +16,19 @@ import time
 import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from vo_al.export import FORMATS, candidate_table, write_table
-from vo_al.labellog import Entry
-from vo_al.session import LabelRefused, Session
-from vo_al.strategies import STRATEGIES
+from vo_al.workspace import (FORMATS, STRATEGY_NAMES, Entry, LabelRefused, Queue,
+                             SessionSummary, Workspace, describe_progress, format_precision)
 
 from .dialogs import IterateOptionsDialog, PreferencesDialog
 from .errors import SAFE_LABELS, show_error
+from .events import QtEvents
 from .plots import PlotsPanel
-from vo_al.queues import Queue, batch_queue, candidate_queue, search_queue
 from .queue_model import QueueModel
 from .queue_panel import BATCH, QueuePanel
 from .samp_panel import SampPanel
 from .settings import Preferences
-from vo_al.records import marked_lines, spectrum_record
-from vo_al.summary import SessionSummary, format_precision, session_summary, uncertainty_histogram
 from .viewer import SpectrumViewer
-from .workers import Job, SpectrumLoader, iteration_task
+from .workers import Job, SpectrumLoader, step_time_left
 
 __all__ = ["MainWindow", "VIEWER_SOURCE"]
 
@@ -71,7 +68,9 @@ class _JobProgress(QtWidgets.QWidget):
         for widget in (self.text, self.bar, self.times, self.cancel):
             layout.addWidget(widget)
         self._step = ""
-        self._step_started = 0.0
+        self._first = self._latest = (0, 0.0)
+        self._total = 0
+        self._note = ""
 
     def start(self, name: str):
         """Show the widget for a new job, busy until its first report."""
@@ -79,27 +78,37 @@ class _JobProgress(QtWidgets.QWidget):
         self.bar.setRange(0, 0)
         self.times.setText("")
         self.cancel.setEnabled(True)
-        self._step = ""
+        self._step, self._note = "", ""
         self.show()
 
     def report(self, step: str, done: int, total: int, text: str):
-        """A :attr:`Job.sigProgress` report."""
+        """A :attr:`Job.sigProgress` report.
+
+        Training that ends before its maximum of epochs stopped early; the
+        steps after it say so ("training stopped early at epoch 9 of 30").
+        """
+        now = (done, time.monotonic())
         if step != self._step:
-            self._step, self._step_started = step, time.monotonic()
-        self.text.setText(text)
+            if self._step == "train" and 0 < self._latest[0] < self._total:
+                self._note = (f"training stopped early at epoch {self._latest[0]} "
+                              f"of {self._total}")
+            self._step, self._first = step, now
+        self._latest, self._total = now, total
+        self.text.setText(f"{text} · {self._note}" if self._note else text)
         if total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(done)
         else:
             self.bar.setRange(0, 0)
 
+    def time_left(self) -> float | None:
+        """Seconds the current step still needs; None until its rate is measured."""
+        return step_time_left(self._first, self._latest, self._total)
+
     def tick(self, elapsed: float):
-        """Show the elapsed time and, from the step's rate, its time left."""
-        left = ""
-        done, total = self.bar.value(), self.bar.maximum()
-        spent = time.monotonic() - self._step_started
-        if total > 0 and 0 < done < total and spent > 1.0:
-            left = f", this step ≤ {_clock(spent * (total - done) / done)} left"
+        """Show the elapsed time and, once the step's rate is measured, its time left."""
+        left = self.time_left()
+        left = "" if left is None else f", this step ≤ {_clock(left)} left"
         self.times.setText(f"{_clock(elapsed)} elapsed{left}")
 
 
@@ -108,8 +117,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     Parameters
     ----------
-    session : Session
-        Owned by the window from now on: closed when the window closes.
+    workspace : Workspace
+        The open session, owned by the window from now on: closed when the
+        window closes.
     preferences : Preferences
     parent : QWidget, optional
 
@@ -129,22 +139,21 @@ class MainWindow(QtWidgets.QMainWindow):
     #: the user asks for another session (path, or '' for the dialog)
     sigOpenSession = QtCore.pyqtSignal(str)
 
-    def __init__(self, session: Session, preferences: Preferences, parent=None):
+    def __init__(self, workspace: Workspace, preferences: Preferences, parent=None):
         super().__init__(parent)
-        self.session = session
+        self.workspace = workspace
         self.preferences = preferences
         self.summary: SessionSummary | None = None
-        self._pool = session.pool()
-        self._wavelength = self._pool.wavelength
-        self._preprocess = self._pool.config
+        self.events = QtEvents(workspace.events, parent=self)
+        self.events.sigLabels.connect(self._labels_changed)
         self._jobs: dict[str, Job] = {}  # the latest job of each kind
         self._threads: set[Job] = set()  # every job until its thread has finished
         self._undo: list[str] = []
         self._closed = False
         self._list = (BATCH, "")
-        self.model = QueueModel(Queue.empty("", session.config.class_names,
-                                            session.config.skip_name))
-        self.loader = SpectrumLoader(parent=self)
+        self.model = QueueModel(Queue.empty("", workspace.config.class_names,
+                                            workspace.config.skip_name))
+        self.loader = SpectrumLoader(workspace.original, parent=self)
         self.loader.sigLoaded.connect(self._original_loaded)
         self.loader.sigFailed.connect(self._original_failed)
         self._summary_timer = QtCore.QTimer(self, singleShot=True, interval=_SUMMARY_DELAY_MS)
@@ -153,13 +162,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._original_timer.timeout.connect(self._request_original)
         self._tick_timer = QtCore.QTimer(self, interval=500)
         self._tick_timer.timeout.connect(self._tick)
-        self._seen_seq = session.log.last_seq()
         self._log_timer = QtCore.QTimer(self, interval=_LOG_POLL_MS)
         self._log_timer.timeout.connect(self.poll_log)
         self._log_timer.start()
         self._message_timer = QtCore.QTimer(self, singleShot=True)
         self._message_timer.timeout.connect(lambda: self.message.setText(""))
-        self.setWindowTitle(f"vo-al — {session.directory}")
+        self.setWindowTitle(f"vo-al — {workspace.directory}")
         self._build_widgets()
         self._build_actions()
         self._build_status_bar()
@@ -171,15 +179,16 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ layout
 
     def _build_widgets(self):
-        config = self.session.config
+        config = self.workspace.config
         self.viewer = SpectrumViewer()
-        self.viewer.configure(self._preprocess, marked_lines(self._preprocess),
-                              config.class_names)
+        self.viewer.configure(self.workspace.preprocess, self.workspace.marked_lines(),
+                              config.class_names, config.skip_name)
         self.viewer.original_box.setChecked(self.preferences.show_original)
         self.viewer.sigOriginalToggled.connect(self._original_toggled)
+        self.viewer.sigLabel.connect(self.label_current)
         self.setCentralWidget(self.viewer)
         self.queue_panel = QueuePanel(self.model)
-        self.queue_panel.set_lists(self.session.iteration, config.interesting)
+        self.queue_panel.set_lists(self.workspace.iteration, config.interesting)
         self.queue_panel.sigCurrentChanged.connect(self._show)
         self.queue_panel.sigListChosen.connect(self._list_chosen)
         self.queue_panel.sigSearch.connect(self.search)
@@ -194,6 +203,8 @@ class MainWindow(QtWidgets.QMainWindow):
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             setattr(self, f"{name}_dock", dock)
+        # the window opens with the keys where they label (not in the search field)
+        self.queue_panel.focus_table()
 
     def _default_layout(self):
         self.resizeDocks([self.queue_dock, self.plots_dock], [450, 420], QtCore.Qt.Horizontal)
@@ -212,7 +223,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return action
 
     def _build_actions(self):
-        config = self.session.config
+        config = self.workspace.config
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
         file_menu.addAction(self._action("&New or open session…",
@@ -245,6 +256,9 @@ class MainWindow(QtWidgets.QMainWindow):
         label_menu.addAction(self._action("Original spectrum on/off",
                                           self.viewer.original_box.toggle, "O"))
         label_menu.addAction(self._action("Reset view", self.viewer.reset_view, "R"))
+        label_menu.addAction(self._action("&Find…", self.find, QtGui.QKeySequence.Find,
+                                          "Search ids and designations (Ctrl+F; "
+                                          "Escape goes back to labelling)"))
 
         loop_menu = menu.addMenu("L&oop")
         self.iterate_action = self._action(
@@ -269,7 +283,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.strategy.setFocusPolicy(QtCore.Qt.NoFocus)
         self.strategy.setToolTip("How the next batch is chosen")
         self.strategy.addItem(f"session default ({config.strategy})", "")
-        for name in STRATEGIES:
+        for name in STRATEGY_NAMES:
             self.strategy.addItem(name.replace("_", " "), name)
         self.strategy.setCurrentIndex(max(0, self.strategy.findData(self.preferences.strategy)))
         self.strategy.currentIndexChanged.connect(
@@ -332,22 +346,30 @@ class MainWindow(QtWidgets.QMainWindow):
         self.message.setToolTip(text)
         self._message_timer.start(_MESSAGE_MS)
 
+    def find(self):
+        """Put the keyboard in the queue's search field."""
+        self.queue_dock.show()
+        self.queue_panel.focus_search()
+
     def show_keys(self):
         """List the keyboard commands."""
         classes = ", ".join(f"{k + 1} {n}" for k, n in
-                            enumerate(self.session.config.class_names[:9]))
+                            enumerate(self.workspace.config.class_names[:9]))
         QtWidgets.QMessageBox.information(
             self, "Keys",
-            f"{classes}\nS {self.session.config.skip_name} (unsure, never trained on)\n"
+            f"{classes}\nS {self.workspace.config.skip_name} (unsure, never trained on)\n"
             "Ctrl+Z undo your latest answer\nSpace, →, ↓ next · ←, ↑ previous\n"
             "O original spectrum on/off · R reset the view\n"
+            "Ctrl+F search ids and designations; Enter searches, Escape goes back\n"
+            "These keys work wherever the keyboard is, except while you type in the "
+            "search field\n"
             "Mouse on the plot: drag to pan, wheel to zoom, right-drag to stretch, "
             "right-click for more\nCtrl+I iterate · F5 refresh · Ctrl+E export")
 
     # ------------------------------------------------------------------ jobs
 
     def start_job(self, key: str, name: str, task, done) -> Job:
-        """Run ``task`` in a :class:`~gui.workers.Job` and hand its result to
+        """Run ``task`` in a :class:`~vo_al.gui.workers.Job` and hand its result to
         ``done`` on the GUI thread; failures become error dialogs.
 
         Parameters
@@ -408,7 +430,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def refresh_all(self):
         """Rebuild the current list, the status bar and the plots."""
-        self.queue_panel.set_lists(self.session.iteration, self.session.config.interesting,
+        self.queue_panel.set_lists(self.workspace.iteration, self.workspace.config.interesting,
                                    self._list)
         self.load_list(*self._list)
         self.refresh_summary()
@@ -424,20 +446,20 @@ class MainWindow(QtWidgets.QMainWindow):
             The class of a candidate list.
         """
         self._list = (kind, class_name)
-        session, k = self.session, self.preferences.candidates
+        workspace, k = self.workspace, self.preferences.candidates
 
         def task(progress, cancel):
             if kind == BATCH:
-                return batch_queue(session)
-            return candidate_queue(session, class_name, k, cancel=cancel)
+                return workspace.batch()
+            return workspace.candidates(class_name, k, cancel=cancel)
 
         self.start_job("queue", "Building the list", task, self.show_queue)
 
     def search(self, text: str):
         """List the spectra matching ``text`` (ids, or parts of ids/designations)."""
-        session = self.session
+        workspace = self.workspace
         self.start_job("queue", "Searching",
-                       lambda progress, cancel: search_queue(session, text, cancel=cancel),
+                       lambda progress, cancel: workspace.search(text, cancel=cancel),
                        self._search_done)
 
     def _search_done(self, queue: Queue):
@@ -472,9 +494,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def refresh_summary(self):
         """Read label counts and the learning curve in the background."""
-        session = self.session
+        workspace = self.workspace
         self.start_job("summary", "Reading the learning curve",
-                       lambda progress, cancel: session_summary(session), self._show_summary)
+                       lambda progress, cancel: workspace.summary(), self._show_summary)
 
     def _show_summary(self, summary: SessionSummary):
         self.summary = summary
@@ -494,12 +516,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def refresh_histogram(self):
         """Recompute the uncertainty histogram of the latest scores."""
-        if self.session.iteration < 1:
+        if self.workspace.iteration < 1:
             self.plots.show_histogram(None)
             return
-        session = self.session
+        workspace = self.workspace
         self.start_job("histogram", "Histogram of uncertainty",
-                       lambda progress, cancel: uncertainty_histogram(session, cancel=cancel),
+                       lambda progress, cancel: workspace.histogram(cancel=cancel),
                        self.plots.show_histogram)
 
     # ------------------------------------------------------------------ the current spectrum
@@ -518,8 +540,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if queue_row < 0:
             self.viewer.show_record(None)
             return
-        record = spectrum_record(self.session, self._pool, self._wavelength, self.model.queue,
-                                 queue_row)
+        record = self.workspace.record(self.model.queue, queue_row)
         self.viewer.show_record(record)
         if self.viewer.expects_original():
             self._original_timer.start()
@@ -527,7 +548,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _request_original(self):
         if not self.viewer.expects_original():
             return
-        original = self.loader.request(self.viewer.record.source, self._preprocess)
+        original = self.loader.request(self.viewer.record.source)
         if original is not None:
             self.viewer.set_original(original)
 
@@ -547,10 +568,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if positions:
             self.queue_panel.select_view_row(self.model.view_row(positions[0]))
             return
-        session = self.session
+        workspace = self.workspace
         self.start_job("queue", "Finding the spectrum",
-                       lambda progress, cancel: search_queue(session, spectrum_id,
-                                                             cancel=cancel),
+                       lambda progress, cancel: workspace.search(spectrum_id, cancel=cancel),
                        self._found)
 
     def _found(self, queue: Queue):
@@ -595,7 +615,7 @@ class MainWindow(QtWidgets.QMainWindow):
         queue = self.model.queue
         spectrum_id = queue.ids[i]
         try:
-            entry = self.session.label(spectrum_id, class_name, source=VIEWER_SOURCE,
+            entry = self.workspace.label(spectrum_id, class_name, source=VIEWER_SOURCE,
                                        sender=self.preferences.user,
                                        iteration=queue.iteration or None)
         except LabelRefused as exc:
@@ -619,11 +639,11 @@ class MainWindow(QtWidgets.QMainWindow):
         """Take back the latest answer given in this window and go back to it."""
         while self._undo:
             spectrum_id = self._undo.pop()
-            entry = self.session.undo(source=VIEWER_SOURCE, sender=self.preferences.user,
+            entry = self.workspace.undo(source=VIEWER_SOURCE, sender=self.preferences.user,
                                       spectrum_id=spectrum_id)
             if entry is None:
                 continue  # already taken back elsewhere
-            in_force = self.session.log.entries(include_undone=False, spectrum_id=spectrum_id)
+            in_force = self.workspace.entries(spectrum_id, include_undone=False)
             self._answer_changed(spectrum_id, in_force[-1] if in_force else None)
             positions = self.model.queue.positions(spectrum_id)
             if positions:
@@ -643,18 +663,21 @@ class MainWindow(QtWidgets.QMainWindow):
         for entry in entries:
             in_force = entry
             if entry.action == "undo":  # the answer before the undone one is back
-                rest = self.session.log.entries(include_undone=False,
-                                                spectrum_id=entry.spectrum_id)
+                rest = self.workspace.entries(entry.spectrum_id, include_undone=False)
                 in_force = rest[-1] if rest else None
             self._answer_changed(entry.spectrum_id, in_force)
 
     def poll_log(self):
-        """Show answers another process committed (the CLI, a headless SAMP bridge)."""
-        if self._closed:
-            return
-        entries = self.session.log.entries_after(self._seen_seq)
+        """Look for answers another process committed (the CLI, a headless
+        SAMP bridge); the workspace announces them as events."""
+        if not self._closed:
+            self.workspace.poll_labels()
+
+    def _labels_changed(self, event):
+        """Show answers given through any door but this window's own keys
+        (those are shown as they are given)."""
+        entries = [e for e in event.entries if not (event.here and e.source == VIEWER_SOURCE)]
         if entries:
-            self._seen_seq = entries[-1].seq
             self.apply_answers(entries)
 
     def _answer_changed(self, spectrum_id: str, entry: Entry | None, reshow: bool = True):
@@ -676,14 +699,18 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_message("an iteration is already running")
             return
         options = self.preferences.iterate().options(self.strategy.currentData())
+        workspace = self.workspace
         job = self.start_job("iterate", "Iteration",
-                             iteration_task(self.session.directory, options),
+                             lambda progress, cancel: workspace.iterate(
+                                 options, cancel=cancel,
+                                 progress=lambda step, event: progress(
+                                     step, *describe_progress(step, event))),
                              self._iteration_done)
         if job is None:
             return
         job.sigProgress.connect(self.progress.report)
         job.sigCancelled.connect(self._iteration_cancelled)
-        self.progress.start(f"iteration {self.session.iteration + 1}: starting")
+        self.progress.start(f"iteration {self.workspace.iteration + 1}: starting")
         self.iterate_action.setEnabled(False)
         self.cancel_action.setEnabled(True)
         self._tick_timer.start()
@@ -717,7 +744,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _iteration_cancelled(self):
         self._iteration_ended()
-        self.show_message(f"iteration cancelled: iteration {self.session.iteration} "
+        self.show_message(f"iteration cancelled: iteration {self.workspace.iteration} "
                           "stays in force")
 
     def edit_iterate_options(self):
@@ -734,12 +761,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def export(self):
         """Write the candidate table of the latest iteration to a file."""
-        if self.session.iteration < 1:
+        if self.workspace.iteration < 1:
             self.show_message("nothing to export before the first iteration", error=True)
             return
         filters = "VOTable (*.vot *.xml);;FITS (*.fits);;CSV (*.csv)"
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export candidates", str(self.session.directory / "candidates.vot"), filters)
+            self, "Export candidates", str(self.workspace.directory / "candidates.vot"), filters)
         if path:
             self.export_to(path)
 
@@ -747,12 +774,10 @@ class MainWindow(QtWidgets.QMainWindow):
         """Write the candidate table to ``path`` in the background."""
         if not any(path.lower().endswith(s) for s in FORMATS):
             path += ".vot"
-        session = self.session
+        workspace = self.workspace
 
         def task(progress, cancel):
-            table = candidate_table(session)
-            write_table(table, path)
-            return len(table)
+            return workspace.export(path)
 
         self.start_job("export", "Export", task,
                        lambda n: self.show_message(f"wrote {n:,} candidates to {path}"))
@@ -769,7 +794,7 @@ class MainWindow(QtWidgets.QMainWindow):
                       self._message_timer, self._log_timer):
             timer.stop()
         self.preferences.set_geometry(self.saveGeometry(), self.saveState())
-        self.preferences.last_session = str(self.session.directory)
+        self.preferences.last_session = str(self.workspace.directory)
         self.preferences.settings.sync()
         for job in list(self._threads):
             job.cancel()
@@ -779,6 +804,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._threads.clear()
         self.loader.stop()
         self.samp.shutdown()
-        self._pool.close()
-        self.session.close()
+        self.events.close()
+        self.workspace.close()
         super().closeEvent(event)

@@ -14,9 +14,9 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtWidgets
 
-from vo_al.summary import SessionSummary, UncertaintyHistogram
+from vo_al.workspace import SessionSummary, UncertaintyHistogram
 
-__all__ = ["PlotsPanel", "COLOURS", "OVERALL_COLOUR"]
+__all__ = ["PlotsPanel", "IterationAxis", "COLOURS", "OVERALL_COLOUR"]
 
 #: Colour of class ``k`` of the session (cycled).
 COLOURS = ("#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
@@ -27,8 +27,25 @@ OVERALL_COLOUR = "#000000"
 _TITLE_SIZE = "9pt"
 
 
-def _plot(left: str, bottom: str, log_y: bool = False) -> pg.PlotWidget:
-    widget = pg.PlotWidget(background="w")
+class IterationAxis(pg.AxisItem):
+    """An axis of iterations: ticks only at whole numbers.
+
+    pyqtgraph's spacings are 1, 2 or 5 times a power of ten; the levels
+    finer than 1 are dropped, and a short range gets a tick per iteration.
+    """
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803 (pyqtgraph API)
+        """The ``(spacing, offset)`` of each tick level, every spacing a whole number."""
+        levels = [(float(round(spacing)), offset)
+                  for spacing, offset in super().tickSpacing(minVal, maxVal, size)
+                  if spacing > 0.999]
+        return levels or [(1.0, 0.0)]
+
+
+def _plot(left: str, bottom: str, log_y: bool = False,
+          iterations: bool = False) -> pg.PlotWidget:
+    axes = {"bottom": IterationAxis("bottom")} if iterations else None
+    widget = pg.PlotWidget(background="w", axisItems=axes)
     item = widget.getPlotItem()
     item.setLabel("left", left)
     item.setLabel("bottom", bottom)
@@ -63,15 +80,15 @@ class PlotsPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.key = QtWidgets.QLabel()
         self.key.setWordWrap(True)
-        self.curve = _plot("estimated precision", "iteration")
+        self.curve = _plot("estimated precision", "iteration", iterations=True)
         self.curve.setTitle("Learning curve (95 % intervals)", size=_TITLE_SIZE)
         self.curve.setYRange(0, 1.05)
-        self.counts = _plot("spectra", "iteration", log_y=True)
+        self.counts = _plot("spectra", "iteration", log_y=True, iterations=True)
         self.counts.setTitle("Pool spectra predicted per class", size=_TITLE_SIZE)
         self.histogram = _plot("spectra", "entropy / log C", log_y=True)
         self.histogram.setTitle("Uncertainty (no scores yet)", size=_TITLE_SIZE)
         layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setContentsMargins(0, 0, 6, 0)  # the last tick label is not on the edge
         for widget in (self.key, self.curve, self.counts, self.histogram):
             layout.addWidget(widget)
 

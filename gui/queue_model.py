@@ -13,7 +13,7 @@ import math
 import numpy as np
 from PyQt5 import QtCore, QtGui
 
-from vo_al.queues import Queue
+from vo_al.workspace import Queue
 
 __all__ = ["QueueModel", "ANSWERED_BRUSH", "SKIPPED_BRUSH"]
 

@@ -3,7 +3,7 @@ many of the batch are left."""
 
 from __future__ import annotations
 
-from PyQt5 import QtCore, QtWidgets
+from PyQt5 import QtCore, QtGui, QtWidgets
 
 from .queue_model import QueueModel
 
@@ -47,7 +47,11 @@ class QueuePanel(QtWidgets.QWidget):
         self.search = QtWidgets.QLineEdit()
         self.search.setPlaceholderText("find id or designation…")
         self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("An id, several ids, or a part of an id or designation; "
+                               "Enter searches, Escape goes back to labelling (Ctrl+F)")
         self.search.returnPressed.connect(self._search)
+        QtWidgets.QShortcut(QtGui.QKeySequence("Escape"), self.search, self.focus_table,
+                            context=QtCore.Qt.WidgetShortcut)
         self.table = QtWidgets.QTableView()
         self.table.setModel(model)
         self.table.horizontalHeader().setSortIndicator(-1, QtCore.Qt.AscendingOrder)
@@ -123,6 +127,15 @@ class QueuePanel(QtWidgets.QWidget):
         self.table.setCurrentIndex(index)
         self.table.scrollTo(index)
 
+    def focus_table(self):
+        """Give the keyboard to the table, where the label keys work."""
+        self.table.setFocus(QtCore.Qt.OtherFocusReason)
+
+    def focus_search(self):
+        """Give the keyboard to the search field, its text selected."""
+        self.search.setFocus(QtCore.Qt.ShortcutFocusReason)
+        self.search.selectAll()
+
     def _queue_replaced(self):
         self.table.horizontalHeader().setSortIndicator(-1, QtCore.Qt.AscendingOrder)
         for column in range(self.model.columnCount()):
@@ -137,7 +150,7 @@ class QueuePanel(QtWidgets.QWidget):
         text = self.search.text().strip()
         if text:
             self.sigSearch.emit(text)
-            self.table.setFocus()  # the keys label again
+            self.focus_table()  # the keys label again
 
     def _current_changed(self, current, _previous):
         self.sigCurrentChanged.emit(self.model.queue_row(current.row()) if current.isValid()

@@ -7,8 +7,7 @@ from dataclasses import dataclass, fields
 
 from PyQt5 import QtCore
 
-from vo_al.loop import IterationOptions
-from vo_al.scoring import ScoreConfig
+from vo_al.workspace import IterationOptions, ScoreConfig
 
 __all__ = ["ORGANISATION", "APPLICATION", "Preferences", "IterateSettings", "default_settings"]
 

@@ -1,6 +1,7 @@
 """The spectrum viewer: a pyqtgraph plot of the window the network sees,
 optionally the original spectrum around it, the marked lines, the model's
-opinion and the spectrum's label history.
+opinion beside a button per answer (with its key) and the spectrum's label
+history.
 
 The widget only draws :class:`vo_al.records.SpectrumRecord` and
 :class:`vo_al.records.OriginalSpectrum` objects it is handed; reading and
@@ -17,9 +18,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
-from vo_al.preprocess import PreprocessConfig
-
-from vo_al.records import OriginalSpectrum, SpectrumRecord, describe_entry, sexagesimal
+from vo_al.workspace import (OriginalSpectrum, PreprocessConfig, SpectrumRecord,
+                             describe_entry, sexagesimal)
 
 __all__ = ["SpectrumViewer", "ORIGINAL_MARGIN"]
 
@@ -43,12 +43,19 @@ class SpectrumViewer(QtWidgets.QWidget):
     Attributes
     ----------
     plot : pyqtgraph.PlotWidget
+        Takes the keyboard focus when clicked, so the label keys work there.
     record : SpectrumRecord or None
         What is shown.
+    answer_buttons : list of QPushButton
+        One per class, then the skip, each named with its key ("2  emission").
+    bars : list of QProgressBar
+        The model's probability of each class, then the uncertainty.
     """
 
     #: the "original spectrum" toggle changed
     sigOriginalToggled = QtCore.pyqtSignal(bool)
+    #: an answer button was clicked (a class name or the skip name)
+    sigLabel = QtCore.pyqtSignal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -81,8 +88,9 @@ class SpectrumViewer(QtWidgets.QWidget):
         top.addWidget(self.original_box)
         top.addWidget(self.reset_button)
 
+        self.setFocusPolicy(QtCore.Qt.ClickFocus)  # a click here takes the keys from a text field
         self.plot = pg.PlotWidget(background="w")
-        self.plot.setFocusPolicy(QtCore.Qt.NoFocus)
+        self.plot.setFocusPolicy(QtCore.Qt.ClickFocus)
         item = self.plot.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.15)
         item.setLabel("left", "scaled flux")
@@ -97,45 +105,47 @@ class SpectrumViewer(QtWidgets.QWidget):
         self.window_curve = item.plot(pen=_WINDOW_PEN, name="network input")
         self._lines: list[pg.InfiniteLine] = []
 
-        # fixed heights: a new spectrum never re-lays out (and repaints) the plot
+        # fixed heights: a new spectrum never re-lays out (and repaints) the plot.
+        # The facts take the whole width; the answers and the model's opinion
+        # sit beside the history, below them.
         lines = self.fontMetrics().lineSpacing()
-        self.identity = QtWidgets.QLabel()
-        self.identity.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
-        self.identity.setFixedHeight(2 * lines + 4)
-        self.identity.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Fixed)
-        self.original_note = QtWidgets.QLabel()
-        self.original_note.setFixedHeight(lines + 4)
-        self.original_note.setSizePolicy(QtWidgets.QSizePolicy.Ignored,
-                                         QtWidgets.QSizePolicy.Fixed)
+        self.identity = _fact_label(2 * lines + 4)
+        self.original_note = _fact_label(lines + 4)
         self.history = QtWidgets.QLabel()
         self.history.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
         self.history.setAlignment(QtCore.Qt.AlignTop | QtCore.Qt.AlignLeft)
-        history_area = QtWidgets.QScrollArea()
-        history_area.setWidget(self.history)
-        history_area.setWidgetResizable(True)
-        history_area.setFrameShape(QtWidgets.QFrame.NoFrame)
-        history_area.setFixedHeight(5 * lines + 8)
-        history_area.setFocusPolicy(QtCore.Qt.NoFocus)
+        self.history.setWordWrap(True)
+        self.history_area = QtWidgets.QScrollArea()
+        self.history_area.setWidget(self.history)
+        self.history_area.setWidgetResizable(True)
+        self.history_area.setFrameShape(QtWidgets.QFrame.NoFrame)
+        self.history_area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarAlwaysOff)
+        self.history_area.setFocusPolicy(QtCore.Qt.NoFocus)
+        self._history_height = 5 * lines + 8
+        self.answer_buttons: list[QtWidgets.QPushButton] = []
         self.bars: list[QtWidgets.QProgressBar] = []  # one per class, then uncertainty
-        self.bars_layout = QtWidgets.QFormLayout()
-        facts = QtWidgets.QVBoxLayout()
-        facts.addWidget(self.identity)
-        facts.addWidget(self.original_note)
-        facts.addWidget(history_area)
-        model = QtWidgets.QVBoxLayout()
-        model.addLayout(self.bars_layout)
-        model.addStretch(1)
+        self.answers = QtWidgets.QWidget()
+        self.answers.setSizePolicy(QtWidgets.QSizePolicy.Fixed, QtWidgets.QSizePolicy.Fixed)
+        self.answers_layout = QtWidgets.QGridLayout(self.answers)
+        self.answers_layout.setContentsMargins(0, 0, 0, 0)
+        self.answers_layout.setVerticalSpacing(2)
+        for column, text in enumerate(("your answer (key)", "the model's probability")):
+            self.answers_layout.addWidget(_column_title(text), 0, column)
         bottom = QtWidgets.QHBoxLayout()
-        bottom.addLayout(facts, 2)
-        bottom.addLayout(model, 1)
+        bottom.addWidget(self.answers, 0, QtCore.Qt.AlignTop)
+        bottom.addSpacing(8)
+        bottom.addWidget(self.history_area, 1)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.plot, 1)
+        layout.addWidget(self.identity)
+        layout.addWidget(self.original_note)
         layout.addLayout(bottom)
 
-    def configure(self, config: PreprocessConfig, lines: dict[str, float], class_names):
-        """Set the pool's window, medium, marked lines and classes.
+    def configure(self, config: PreprocessConfig, lines: dict[str, float], class_names,
+                  skip_name: str = "skip"):
+        """Set the pool's window, medium, marked lines and answers.
 
         Parameters
         ----------
@@ -143,6 +153,9 @@ class SpectrumViewer(QtWidgets.QWidget):
         lines : dict
             Name → wavelength in the pool's medium.
         class_names : list of str
+            The session's classes: keys 1 … 9 label the first nine.
+        skip_name : str
+            The "unsure" answer (key S).
         """
         self._config = config
         medium = "vacuum" if config.vacuum else "air"
@@ -155,14 +168,30 @@ class SpectrumViewer(QtWidgets.QWidget):
                        for name, w in lines.items()]
         for line in self._lines:
             self.plot.addItem(line)
-        while self.bars_layout.rowCount():
-            self.bars_layout.removeRow(0)
-        self.bars = [_bar() for _ in range(len(class_names) + 1)]
-        for name, bar in zip([f"p({name})" for name in class_names] + ["uncertainty"],
-                             self.bars):
-            self.bars_layout.addRow(name, bar)
-        self.bars[-1].setToolTip("entropy / log C: 0 = sure, 1 = no idea")
+        self._build_answers(list(class_names), skip_name)
         self.reset_view()
+
+    def _build_answers(self, class_names: list[str], skip_name: str):
+        """A button per answer, named with its key, beside the model's opinion."""
+        for widget in [*self.answer_buttons, *self.bars]:
+            self.answers_layout.removeWidget(widget)
+            widget.deleteLater()
+        keys = [str(k + 1) if k < 9 else "" for k in range(len(class_names))] + ["S"]
+        names = [*class_names, skip_name]
+        tips = [f"Label the spectrum as {name}" for name in class_names]
+        tips.append("Record that you are unsure; never trained on")
+        self.answer_buttons = [_answer_button(key, name, tip)
+                               for key, name, tip in zip(keys, names, tips)]
+        self.bars = [_bar(f"the model's probability of {name}") for name in class_names]
+        self.bars.append(_bar("the model's uncertainty: entropy / log C, 0 = sure, 1 = no idea"))
+        for row, (name, button, bar) in enumerate(zip(names, self.answer_buttons, self.bars),
+                                                  start=1):
+            button.clicked.connect(lambda _=False, n=name: self.sigLabel.emit(n))
+            self.answers_layout.addWidget(button, row, 0)
+            self.answers_layout.addWidget(bar, row, 1)
+        self.answers.adjustSize()
+        self.history_area.setFixedHeight(max(self._history_height,
+                                             self.answers.sizeHint().height()))
 
     # ------------------------------------------------------------------ showing
 
@@ -189,9 +218,10 @@ class SpectrumViewer(QtWidgets.QWidget):
             f"<b>id</b> {html.escape(record.spectrum_id)} · <b>list</b> {record.kind}"
             f" (row {record.index + 1})<br>{position}")
         self.identity.setToolTip(self.identity.text())
-        for value, bar in zip([*record.probs, record.uncertainty], self.bars):
+        prefixes = [""] * len(record.probs) + ["uncertainty "]
+        for value, bar, prefix in zip([*record.probs, record.uncertainty], self.bars, prefixes):
             value = float(value)
-            _set_bar(bar, value, "not scored" if math.isnan(value) else f"{value:.3f}")
+            _set_bar(bar, value, "not scored" if math.isnan(value) else f"{prefix}{value:.3f}")
         self.history.setText(_history_html(record))
 
     def expects_original(self) -> bool:
@@ -237,11 +267,37 @@ def _normal(path: str) -> str:
     return str(Path(path))
 
 
-def _bar() -> QtWidgets.QProgressBar:
+def _fact_label(height: int) -> QtWidgets.QLabel:
+    """A selectable line of facts of fixed height, as wide as the viewer."""
+    label = QtWidgets.QLabel()
+    label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+    label.setFixedHeight(height)
+    label.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Fixed)
+    return label
+
+
+def _column_title(text: str) -> QtWidgets.QLabel:
+    label = QtWidgets.QLabel(text)
+    label.setStyleSheet("color: #666666")
+    return label
+
+
+def _answer_button(key: str, name: str, tip: str) -> QtWidgets.QPushButton:
+    """An answer's button, its key first ("2  emission"); it never takes the keyboard."""
+    text = name.replace("&", "&&")  # no mnemonic: the keys are 1 … 9 and S
+    button = QtWidgets.QPushButton(f"{key}  {text}" if key else text)
+    button.setToolTip(f"{tip} (key {key})" if key else tip)
+    button.setFocusPolicy(QtCore.Qt.NoFocus)
+    button.setStyleSheet("text-align: left; padding: 2px 8px")
+    return button
+
+
+def _bar(tip: str) -> QtWidgets.QProgressBar:
     bar = QtWidgets.QProgressBar()
     bar.setRange(0, _BAR_STEPS)
     bar.setTextVisible(True)
-    bar.setMinimumWidth(110)
+    bar.setMinimumWidth(180)
+    bar.setToolTip(tip)
     return bar
 
 

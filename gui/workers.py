@@ -2,16 +2,15 @@
 
 :class:`Job` runs one function in a ``QThread`` and reports progress,
 its result, its failure (as readable text) or its cancellation.
-:func:`iteration_task` is the function for one active-learning iteration;
-it opens its own :class:`~vo_al.session.Session` (its own label-log
-connection), so the window keeps labelling on the GUI thread meanwhile.
+An iteration is a job calling :meth:`vo_al.workspace.Workspace.iterate`,
+which opens its own session handle (its own label-log connection), so the
+window keeps labelling on the GUI thread meanwhile.
 :class:`SpectrumLoader` reads original spectrum files on one long-lived
 thread, always the latest request first.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import traceback
@@ -21,14 +20,9 @@ from typing import Callable
 
 from PyQt5 import QtCore
 
-from vo_al.cancel import Cancelled
-from vo_al.loop import IterationOptions, IterationResult, run_iteration
-from vo_al.preprocess import PreprocessConfig
-from vo_al.session import Session
+from vo_al.workspace import Cancelled, OriginalSpectrum
 
-from vo_al.records import OriginalSpectrum, load_original
-
-__all__ = ["Job", "iteration_task", "describe_progress", "SpectrumLoader", "readable_error"]
+__all__ = ["Job", "step_time_left", "SpectrumLoader", "readable_error"]
 
 #: A job's function: ``function(progress, cancel) -> result`` where
 #: ``progress(step, done, total, text)`` reports and ``cancel`` is a
@@ -100,38 +94,27 @@ class Job(QtCore.QThread):
             self.sigDone.emit(result)
 
 
-def describe_progress(step: str, event) -> tuple[int, int, str]:
-    """``(done, total, text)`` for a :func:`~vo_al.loop.run_iteration` event."""
-    if step == "train":
-        loss = "" if math.isnan(event.val_loss) else f", validation loss {event.val_loss:.3f}"
-        return (event.epoch, event.max_epochs,
-                f"training: epoch {event.epoch} of at most {event.max_epochs}{loss}")
-    if step == "score":
-        done, total = event
-        return done, total, f"scoring the pool: {done:,} of {total:,}"
-    return 0, 0, "choosing the next batch"
-
-
-def iteration_task(directory, options: IterationOptions) -> Task:
-    """A :class:`Job` task running one iteration on its own session handle.
+def step_time_left(first: tuple[int, float], latest: tuple[int, float],
+                   total: int) -> float | None:
+    """Seconds a step still needs at the rate measured between two reports.
 
     Parameters
     ----------
-    directory : path-like
-        The session directory.
-    options : IterationOptions
+    first, latest : tuple of (int, float)
+        ``(done, monotonic time)`` of the step's first and latest reports:
+        the work before the first report took an unknown time, so it does
+        not count.
+    total : int
 
     Returns
     -------
-    callable
-        Returns the :class:`~vo_al.loop.IterationResult`.
+    float or None
+        None until a rate is measured (nothing done since the first report).
     """
-    def task(progress, cancel) -> IterationResult:
-        with Session.open(directory) as session:
-            return run_iteration(session, options, cancel=cancel,
-                                 progress=lambda step, event: progress(
-                                     step, *describe_progress(step, event)))
-    return task
+    done = latest[0] - first[0]
+    if done <= 0 or total <= 0:
+        return None
+    return max(total - latest[0], 0) * (latest[1] - first[1]) / done
 
 
 class _LoaderWorker(QtCore.QObject):
@@ -146,12 +129,11 @@ class _LoaderWorker(QtCore.QObject):
 
     @QtCore.pyqtSlot()
     def work(self):
-        request = self._loader.take_request()
-        if request is None:
+        path = self._loader.take_request()
+        if path is None:
             return  # a newer request was already served
-        path, config = request
         try:
-            original = load_original(path, config)
+            original = self._loader.load(path)
         except Exception as exc:  # a missing or broken file is shown, not raised
             self._loader.finish(None)
             self.sigFailed.emit(path, readable_error(exc))
@@ -165,6 +147,10 @@ class SpectrumLoader(QtCore.QObject):
 
     Parameters
     ----------
+    load : callable
+        ``load(path) -> OriginalSpectrum`` (e.g.
+        :meth:`vo_al.workspace.Workspace.original`), called on the loader's
+        thread.
     cache_size : int
         Spectra kept in memory, so going back and forth is instant.
     parent : QObject, optional
@@ -185,10 +171,12 @@ class SpectrumLoader(QtCore.QObject):
     sigFailed = QtCore.pyqtSignal(str, str)
     _sigWork = QtCore.pyqtSignal()
 
-    def __init__(self, cache_size: int = 64, parent=None):
+    def __init__(self, load: Callable[[str], OriginalSpectrum], cache_size: int = 64,
+                 parent=None):
         super().__init__(parent)
+        self.load = load
         self._lock = threading.Lock()
-        self._request: tuple[str, PreprocessConfig] | None = None
+        self._request: str | None = None
         self._reading = False
         self._cache: OrderedDict[str, OriginalSpectrum] = OrderedDict()
         self.cache_size = cache_size
@@ -201,7 +189,7 @@ class SpectrumLoader(QtCore.QObject):
         self._worker.sigFailed.connect(self.sigFailed)
         self._thread.start()
 
-    def request(self, path: str, config: PreprocessConfig) -> OriginalSpectrum | None:
+    def request(self, path: str) -> OriginalSpectrum | None:
         """Ask for a spectrum file.
 
         Returns
@@ -217,7 +205,7 @@ class SpectrumLoader(QtCore.QObject):
                 self._cache.move_to_end(path)
                 self._request = None
                 return self._cache[path]
-            self._request = (path, config)
+            self._request = path
         self._sigWork.emit()
         return None
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from vo_support import dachs, dachs_tables, vo_survey  # noqa: F401  (shared fixtures)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -113,3 +113,34 @@ def test_ctrl_c_during_an_iteration_is_one_line_and_leaves_no_half_iteration(
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "vo-al iterate: interrupted; nothing half-done was kept")
     assert list((session / "iterations").iterdir()) == []
+
+
+def test_epoch_bar_shows_no_rate_until_measured_and_ends_at_100_percent_on_early_stopping(
+        monkeypatch):
+    import io
+    import sys
+
+    from vo_al.cli import _LoopProgress
+    from vo_al.train import EpochProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True  # tqdm draws only on a terminal
+
+    def run():
+        progress = _LoopProgress()
+        for epoch in (1, 2, 3):  # patience ran out after 3 of at most 10 epochs
+            progress("train", EpochProgress(epoch, 10, 1.0, 1.0, 0.5, float(epoch)))
+        progress("score", (100, 1000))
+        progress.close()
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    run()  # no terminal, no bars: nothing to draw, nothing to fail
+    assert sys.stderr.getvalue() == ""
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    run()
+    frames = [f for f in re.split(r"[\r\n]+", terminal.getvalue()) if f.startswith("train")]
+    first = next(f for f in frames if "1/10" in f)
+    assert "?epoch/s" in first  # the first epoch's time is unknown: no rate yet
+    assert "train (stopped early at epoch 3): 100%" in frames[-1] and "3/3" in frames[-1]

@@ -8,7 +8,8 @@ import importlib, pkgutil, sys
 
 class BlockQt:
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'pyqtgraph', 'gui'}:
+        if (name.split('.')[0] in {'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'pyqtgraph'}
+                or name.startswith('vo_al.gui')):
             raise ImportError(f'core imported {name}')
         return None
 
@@ -16,6 +17,8 @@ sys.meta_path.insert(0, BlockQt())
 import vo_al
 for module in pkgutil.walk_packages(vo_al.__path__, 'vo_al.'):
     importlib.import_module(module.name)
+import vo_al.workspace  # the application layer every door uses is core too
+assert 'vo_al.workspace' in sys.modules and 'vo_al.events' in sys.modules
 print('imported', len(sys.modules))
 """
 

@@ -11,8 +11,8 @@ require_qt()
 from PyQt5 import QtCore, QtWidgets  # noqa: E402
 
 from vo_al.queues import Queue  # noqa: E402
-from gui.queue_model import ANSWERED_BRUSH, SKIPPED_BRUSH, QueueModel  # noqa: E402
-from gui.queue_panel import QueuePanel  # noqa: E402
+from vo_al.gui.queue_model import ANSWERED_BRUSH, SKIPPED_BRUSH, QueueModel  # noqa: E402
+from vo_al.gui.queue_panel import QueuePanel  # noqa: E402
 from vo_al.labellog import Entry  # noqa: E402
 
 CLASSES = ["other", "emission", "double-peak"]

@@ -27,6 +27,7 @@ class _Progress:
 
         self._bar = tqdm(desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True,
                          disable=None)
+        self._description = description
         self._reported = False
 
     def __call__(self, done: int, total: int):
@@ -41,8 +42,8 @@ class _Progress:
     def stop_early(self, unit: str):
         """End the bar at 100 % where the work stopped, saying so (early stopping)."""
         bar = self._bar
-        if bar.total and bar.n < bar.total:
-            bar.set_description(f"{bar.desc.rstrip(': ')} (stopped early at {unit} {bar.n})",
+        if not bar.disable and bar.total and bar.n < bar.total:
+            bar.set_description(f"{self._description} (stopped early at {unit} {bar.n})",
                                 refresh=False)
             bar.total = bar.n
             bar.refresh()
@@ -305,9 +306,20 @@ def _cmd_init(args) -> int:
     return 0
 
 
+def _cmd_relocate(args) -> int:
+    from .workspace import Workspace
+
+    if args.pool is None and args.train is None:
+        print("vo-al relocate: give --pool NEW_PATH, --train NEW_PATH or both", file=sys.stderr)
+        return EXIT_USAGE
+    with Workspace.relocate(args.session, pool_path=args.pool, train_path=args.train) as ws:
+        print(f"session {args.session}: pool {ws.config.pool_path}, "
+              f"train {ws.config.train_path}")
+    return 0
+
+
 def _iteration_options(args):
-    from .loop import IterationOptions
-    from .scoring import ScoreConfig
+    from .options import IterationOptions, ScoreConfig
 
     mode = "head" if args.head_only else "warm" if args.warm_start else "scratch"
     return IterationOptions(
@@ -453,6 +465,87 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _catalogues_from(args, workspace) -> list | None:
+    """The catalogues ``vo-al crossmatch`` names: one given by its source,
+    or the remembered ones (all, or the one named with ``--as``); None: all
+    remembered, as they are."""
+    from .catalogues import CrossmatchError, file_catalogue, simbad, tap_catalogue
+
+    columns = {"id": args.id_column, "ra": args.ra_column, "dec": args.dec_column,
+               "type": args.type_column}
+    radius = args.radius
+    if args.simbad:
+        return [simbad(radius, columns, args.name or "simbad")]
+    if args.tap:
+        return [tap_catalogue(args.tap, args.table, args.name, radius, columns)]
+    if args.file:
+        return [file_catalogue(args.file, args.name, radius, columns)]
+    if args.name is None and radius is None and not any(columns.values()):
+        return None
+    remembered = [c for c in workspace.matched_catalogues()
+                  if args.name is None or c.name == args.name]
+    if not remembered:
+        raise CrossmatchError(f"no catalogue named {args.name!r} was matched in "
+                              f"{args.session}: give its source (--simbad, --tap, --file)")
+    return [c.with_options(args.radius, columns) for c in remembered]
+
+
+def _cmd_crossmatch(args) -> int:
+    from .tapmatch import TapOptions
+
+    if args.tap and not args.table:
+        print("vo-al crossmatch: --tap needs --table TABLE", file=sys.stderr)
+        return EXIT_USAGE
+    options = TapOptions(chunk_rows=args.chunk_rows, mode=args.mode)
+    bars = {}
+
+    def progress(name, done, total):
+        if name not in bars:
+            bars[name] = _Progress(f"matching {name}", "spectra")
+        bars[name](done, total)
+
+    with _open(args.session) as workspace:
+        try:
+            summaries = workspace.crossmatch(_catalogues_from(args, workspace),
+                                             refresh=args.refresh, iteration=args.iteration,
+                                             options=options, progress=progress)
+        finally:
+            for bar in bars.values():
+                bar.close()
+    if args.json:
+        _print_json([{"catalogue": s.catalogue.to_dict(), "queried": s.queried,
+                      "found": s.found, "stored": s.stored, "known": s.known,
+                      "seconds": round(s.seconds, 3)} for s in summaries])
+        return 0
+    for s in summaries:
+        done = (f"matched {_count(s.queried, 'new candidate')} ({s.found} found) in "
+                f"{s.seconds:.1f} s" if s.queried else "no new candidates")
+        print(f"{s.catalogue.where}: {done}; {s.known} of {s.stored} spectra matched so far "
+              f"are in it")
+    print(f"see `vo-al report {args.session}`")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .atomic import write_text_atomic
+    from .report import format_report
+
+    with _open(args.session) as workspace:
+        try:
+            report = workspace.report(args.iteration, args.min_probability, args.labelled_only)
+        except ValueError as exc:
+            print(f"vo-al report: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    as_json = args.json or (args.out is not None and args.out.suffix.lower() == ".json")
+    text = json.dumps(report, indent=2, sort_keys=True) if as_json else format_report(report)
+    if args.out is None:
+        print(text)
+    else:
+        write_text_atomic(args.out, text + "\n")
+        print(f"wrote the report to {args.out}")
+    return 0
+
+
 def _cmd_status(args) -> int:
     with _open(args.session) as workspace:
         n = workspace.iteration
@@ -516,7 +609,7 @@ def _cmd_samp(args) -> int:
     from .samp.headless import run
 
     return run(args.session, broadcast=args.broadcast, arm=args.arm, own_hub=args.own_hub,
-               id_column=args.id_column, label_column=args.label_column)
+               id_column=args.id_column, label_column=args.label_column, trust=args.trust)
 
 
 def _cmd_gui(args) -> int:
@@ -525,7 +618,7 @@ def _cmd_gui(args) -> int:
 
 def _open_gui(session, screenshot=None) -> int:
     try:
-        from gui.app import main as gui_main
+        from vo_al.gui.app import main as gui_main
     except ImportError as exc:  # PyQt5 or pyqtgraph missing
         print(f"vo-al gui: the desktop app needs PyQt5 and pyqtgraph "
               f"(pip install 'vo-al[gui]'): {exc}", file=sys.stderr)
@@ -571,8 +664,7 @@ def _dask_client(args):
 
 
 def _add_iteration_options(p):
-    from .loop import IterationOptions
-    from .scoring import ScoreConfig
+    from .options import IterationOptions, ScoreConfig
     from .strategies import STRATEGIES
 
     loop, score = IterationOptions(), ScoreConfig()
@@ -607,8 +699,51 @@ def _add_iteration_options(p):
                         "scratch, SMOTE, early stopping on the training loss, patience 10")
 
 
+def _add_crossmatch_command(commands):
+    from .catalogues import DEFAULT_RADIUS_ARCSEC, VIZIER_TAP
+    from .tapmatch import TapOptions
+
+    options = TapOptions()
+    p = commands.add_parser("crossmatch", help="match candidates with SIMBAD or a catalogue "
+                                               "(TAP service or file)")
+    p.add_argument("session", type=Path, help="session directory")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--simbad", action="store_true",
+                        help="SIMBAD's basic table on its TAP service (VO_AL_SIMBAD_TAP and "
+                             "VO_AL_SIMBAD_TABLE override the service and table)")
+    source.add_argument("--tap", metavar="URL",
+                        help=f"a TAP service, with --table (VizieR's: {VIZIER_TAP})")
+    source.add_argument("--file", type=Path, metavar="PATH",
+                        help="a catalogue file astropy reads (VOTable, FITS, CSV, ECSV)")
+    p.add_argument("--table", help="the ADQL table of --tap (e.g. \"J/ApJS/259/38/table1\")")
+    p.add_argument("--as", dest="name", metavar="NAME",
+                   help="short name of the catalogue: its column prefix and report key "
+                        "(default: simbad, or the table or file name); alone, rematch only "
+                        "that remembered catalogue")
+    p.add_argument("--radius", type=float, metavar="ARCSEC",
+                   help=f"match radius in arcsec (default: {DEFAULT_RADIUS_ARCSEC:g}, or the "
+                        f"remembered one)")
+    for role, what in (("id", "identifier (UCD meta.id;meta.main, else main_id)"),
+                       ("type", "object type (UCD src.class, else otype)"),
+                       ("ra", "right ascension (UCD pos.eq.ra;meta.main, else ra)"),
+                       ("dec", "declination (UCD pos.eq.dec;meta.main, else dec)")):
+        p.add_argument(f"--{role}-column", metavar="C", help=f"the catalogue's column of the "
+                                                               f"{what}")
+    p.add_argument("--refresh", action="store_true",
+                   help="match every candidate again, not only those never matched")
+    p.add_argument("--iteration", type=int,
+                   help="whose predictions make the candidates (default: the latest)")
+    p.add_argument("--chunk-rows", type=int, default=options.chunk_rows,
+                   help="candidates uploaded per TAP query")
+    p.add_argument("--mode", choices=("auto", "sync", "async"), default=options.mode,
+                   help="TAP queries: auto is one sync query when one chunk holds every "
+                        "candidate, else an async job per chunk")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_crossmatch)
+
+
 def _add_session_commands(commands):
-    from .session import SessionConfig
+    from .options import SessionConfig
     from .strategies import STRATEGIES
 
     defaults = SessionConfig(train_path="", pool_path="")
@@ -629,6 +764,12 @@ def _add_session_commands(commands):
     p.add_argument("--seed", type=int, default=defaults.seed,
                    help="seed of training, sampling and MC dropout")
     p.set_defaults(func=_cmd_init)
+
+    p = commands.add_parser("relocate", help="tell a session where its moved pools are now")
+    p.add_argument("session", type=Path, help="session directory")
+    p.add_argument("--pool", type=Path, help="the pool's new path")
+    p.add_argument("--train", type=Path, help="the training set's new path")
+    p.set_defaults(func=_cmd_relocate)
 
     p = commands.add_parser("iterate", help="train, score the pool, choose the next batch")
     p.add_argument("session", type=Path, help="session directory")
@@ -673,6 +814,21 @@ def _add_session_commands(commands):
     p.add_argument("--iteration", type=int, help="whose model (default: the latest)")
     p.set_defaults(func=_cmd_export)
 
+    _add_crossmatch_command(commands)
+    p = commands.add_parser("report", help="discovery report: new and known candidates per "
+                                           "class, in spectra and objects")
+    p.add_argument("session", type=Path, help="session directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--out", type=Path,
+                   help="write the report to this file (JSON when it ends in .json)")
+    p.add_argument("--iteration", type=int, help="whose predictions count (default: the latest)")
+    p.add_argument("--min-probability", type=float, metavar="P",
+                   help="count an unlabelled spectrum only when its predicted class has at "
+                        "least this probability (default: any predicted interesting)")
+    p.add_argument("--labelled-only", action="store_true",
+                   help="count labelled spectra only, not predictions")
+    p.set_defaults(func=_cmd_report)
+
     p = commands.add_parser("status", help="iteration, label counts, learning curve")
     p.add_argument("session", type=Path, help="session directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -694,12 +850,18 @@ def _add_session_commands(commands):
 
     p = commands.add_parser("samp", help="run the SAMP bridge without a GUI")
     p.add_argument("session", type=Path, help="session directory")
-    p.add_argument("--broadcast", action="store_true", help="send the candidate table to all")
+    p.add_argument("--broadcast", action="store_true",
+                   help="send the candidate table to every client that takes tables, when it "
+                        "subscribes")
     p.add_argument("--arm", metavar="CLASS", help="label incoming selections as CLASS")
     p.add_argument("--own-hub", action="store_true", help="start a hub if none is running")
     p.add_argument("--id-column", default="id", help="id column of incoming label tables")
     p.add_argument("--label-column", default="label",
                    help="class column of incoming label tables")
+    p.add_argument("--trust", metavar="NAME", action="append", default=[],
+                   help="also take labels and file: URLs from the SAMP client of this "
+                        "samp.name (repeatable; desktop tools such as topcat and stilts are "
+                        "trusted by default)")
     p.set_defaults(func=_cmd_samp)
 
     p = commands.add_parser("gui", help="the desktop app")
@@ -820,9 +982,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .pool import InputsChangedError, NoSpectraError
     from .session import SessionError
     from .spectra import SpectrumReadError
+    from .catalogues import CrossmatchError
     from .train import CheckpointError
 
-    return (SessionError, LabelFileError, LabelLogError, InputsChangedError, NoSpectraError,
+    return (CrossmatchError, SessionError, LabelFileError, LabelLogError, InputsChangedError, NoSpectraError,
             SpectrumReadError, CheckpointError, OSError) + _cluster_errors()
 
 

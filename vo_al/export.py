@@ -19,7 +19,8 @@ from .scoring import ScoresReader
 from .session import Session
 from .strategies import entropy
 
-__all__ = ["candidate_table", "rows_table", "write_table", "describe_columns", "COLUMNS", "FORMATS"]
+__all__ = ["candidate_table", "candidate_rows", "rows_table", "write_table", "describe_columns",
+           "COLUMNS", "MATCH_COLUMNS", "FORMATS"]
 
 FORMATS = {".vot": "votable", ".xml": "votable", ".fits": "fits", ".csv": "ascii.csv"}
 #: Column → (unit, UCD, description); ``p_<class>`` columns are described by
@@ -43,15 +44,39 @@ COLUMNS = {
     "batch": (None, "meta.code", "query (asked to improve the model) or estimate "
                                  "(random sample for the precision estimate)"),
     "source": (None, "meta.ref.url", "path of the original spectrum file"),
+    "object_id": (None, "meta.id.parent",
+                  "object of the spectrum: repeated observations of one star share it (the "
+                  "smallest spectrum id among them); empty: not cross-matched"),
+    "known": (None, "meta.code", "the spectrum is in at least one cross-matched catalogue"),
+}
+#: Per catalogue NAME: column ``NAME_<key>`` → (unit, UCD, description).
+MATCH_COLUMNS = {
+    "id": (None, "meta.id.cross", "identifier of the nearest object in {name} (empty: none)"),
+    "type": (None, "src.class", "object type of the nearest object in {name}"),
+    "sep_arcsec": ("arcsec", "pos.angDistance", "separation from the nearest object in {name}"),
 }
 
 
-def describe_columns(table: Table) -> Table:
+def _match_column(name: str, catalogues) -> tuple | None:
+    """(unit, UCD, description) of a ``NAME_<key>`` column of a catalogue."""
+    for catalogue in catalogues:
+        key = name[len(catalogue) + 1:] if name.startswith(f"{catalogue}_") else None
+        if key in MATCH_COLUMNS:
+            unit, ucd, description = MATCH_COLUMNS[key]
+            return unit, ucd, description.format(name=catalogue)
+    return None
+
+
+def describe_columns(table: Table, catalogues=()) -> Table:
     """Set the unit, UCD and description of every known column (in place).
 
     Parameters
     ----------
     table : astropy.table.Table
+    catalogues : sequence of str
+        Names of the cross-matched catalogues, whose ``NAME_id``,
+        ``NAME_type`` and ``NAME_sep_arcsec`` columns are described by
+        :data:`MATCH_COLUMNS`.
 
     Returns
     -------
@@ -63,6 +88,8 @@ def describe_columns(table: Table) -> Table:
             unit, ucd, description = COLUMNS[name]
         elif name.startswith("p_"):
             unit, ucd, description = None, "stat.probability", f"probability of class {name[2:]}"
+        elif _match_column(name, catalogues):
+            unit, ucd, description = _match_column(name, catalogues)
         else:
             continue
         column = table[name]
@@ -72,10 +99,22 @@ def describe_columns(table: Table) -> Table:
     return table
 
 
-def _candidate_rows(session: Session, scores_path) -> np.ndarray:
+def candidate_rows(session: Session, iteration: int | None = None) -> np.ndarray:
+    """Sorted pool rows of the candidates: every spectrum iteration
+    ``iteration``'s model (default: the latest; none before the first)
+    predicts as an interesting class, and every answered one.
+
+    Raises
+    ------
+    ValueError
+        When ``iteration`` is given and not complete.
+    """
+    if iteration is None and session.iteration == 0:
+        return labelled_rows(session).astype(np.int64)
+    n = session.scored_iteration(iteration)
     interesting = session.config.interesting_indices
     parts = []
-    with ScoresReader(scores_path) as scores:
+    with ScoresReader(session.iteration_file(n, "scores")) as scores:
         for start, chunk in scores.iter_chunks(columns=("predicted",)):
             parts.append(start + np.flatnonzero(np.isin(chunk["predicted"], interesting)))
     return np.union1d(np.concatenate(parts) if parts else [], labelled_rows(session)).astype(
@@ -88,7 +127,8 @@ def candidate_table(session: Session, iteration: int | None = None) -> Table:
     Columns: ``id``, ``designation``, ``ra``, ``dec``, ``predicted``,
     ``p_<class>`` for each class, ``entropy`` (and ``bald`` when the
     iteration used MC dropout), ``label``, ``label_source``,
-    ``label_sender``, ``label_time``, ``iteration``, ``source`` (file path).
+    ``label_sender``, ``label_time``, the cross-match columns when there
+    are any (:func:`rows_table`), ``iteration``, ``source`` (file path).
     Sorted by decreasing probability of being interesting.
 
     Raises
@@ -97,7 +137,7 @@ def candidate_table(session: Session, iteration: int | None = None) -> Table:
         When the session has no completed iteration.
     """
     n = session.scored_iteration(iteration)
-    table = rows_table(session, n, _candidate_rows(session, session.iteration_file(n, "scores")))
+    table = rows_table(session, n, candidate_rows(session, n))
     table.meta["description"] = f"vo-al candidates, iteration {n}"
     interesting = 1.0 - table[f"p_{session.config.class_names[0]}"]
     table.add_column(interesting, name="p_interesting", index=5)
@@ -121,15 +161,18 @@ def rows_table(session: Session, n: int, rows) -> Table:
     astropy.table.Table
         Columns ``id``, ``designation``, ``ra``, ``dec``, ``source``,
         ``predicted``, ``p_<class>``, ``entropy`` (``bald`` with MC dropout),
-        ``label``, ``label_source``, ``label_sender``, ``label_time``,
-        ``iteration``, each with its unit, UCD and description
-        (:data:`COLUMNS`).
+        ``label``, ``label_source``, ``label_sender``, ``label_time``, when
+        the session has cross-matches ``object_id``, ``known`` and per
+        catalogue NAME ``NAME_id``, ``NAME_type``, ``NAME_sep_arcsec``
+        (:mod:`vo_al.crossmatch`), then ``iteration``, each with its unit, UCD
+        and description (:data:`COLUMNS`, :data:`MATCH_COLUMNS`).
     """
     table = _pool_columns(session, rows)
     _add_scores(table, session, session.iteration_file(n, "scores"), rows)
     _add_labels(table, session)
+    catalogues = _add_matches(table, session)
     table["iteration"] = np.full(len(table), n, dtype=np.int32)
-    return describe_columns(table)
+    return describe_columns(table, catalogues)
 
 
 def _pool_columns(session, rows) -> Table:
@@ -162,6 +205,28 @@ def _add_labels(table, session):
     table["label_source"] = [e.source if e else "" for e in entries]
     table["label_sender"] = [e.sender if e else "" for e in entries]
     table["label_time"] = [e.time if e else "" for e in entries]
+
+
+def _add_matches(table, session) -> list[str]:
+    """``object_id``, ``known`` and each catalogue's columns, when the
+    session has cross-matches (:func:`vo_al.crossmatch.match_table`);
+    returns the catalogue names."""
+    from .crossmatch import match_table
+
+    matches = match_table(session.directory)
+    if not matches.meta["catalogues"]:
+        return []
+    ids = np.asarray(matches["id"]).astype(str)
+    wanted = np.asarray(table["id"]).astype(str)
+    where = np.minimum(np.searchsorted(ids, wanted), max(len(ids) - 1, 0))
+    found = ids[where] == wanted if len(ids) else np.zeros(len(wanted), bool)
+    for name in matches.colnames[1:]:
+        column = np.asarray(matches[name])
+        empty = {"b": False, "f": np.nan}.get(column.dtype.kind, "")
+        values = np.full(len(wanted), empty, dtype=column.dtype if empty != "" else object)
+        values[found] = column[where[found]]
+        table[name] = values.astype(str) if empty == "" else values
+    return sorted(matches.meta["catalogues"])
 
 
 def write_table(table: Table, path) -> None:

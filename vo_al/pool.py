@@ -42,10 +42,10 @@ import multiprocessing
 import numpy as np
 
 from . import __version__
-from .inputs import count_input_paths, iter_input_paths
+from .inputs import RejectedPath, count_input_paths, iter_input_paths
 from .labelfile import LabelTable
 from .preprocess import PreprocessConfig, Quality, preprocess
-from .spectra import SpectrumReadError, read_spectrum
+from .spectra import SpectrumReadError, read_spectrum, utf8_text
 
 __all__ = [
     "POOL_FORMAT_VERSION",
@@ -130,10 +130,17 @@ def read_file_record(path: str):
 
 def _process_batch(items: list[str], config_attrs: dict,
                    make_record: Callable = read_file_record) -> list[tuple]:
-    """Make and preprocess the records of ``items``; one result tuple per item, never raises."""
+    """Make and preprocess the records of ``items``; one result tuple per item, never raises.
+
+    A :class:`~vo_al.inputs.RejectedPath` (a directory the walk did not
+    follow) is rejected with its reason.
+    """
     config = PreprocessConfig.from_attrs(config_attrs)
     results = []
     for item in items:
+        if isinstance(item, RejectedPath):
+            results.append(("rejected", item, item.reason))
+            continue
         try:
             spectrum, extra = make_record(item)
         except (SpectrumReadError, OSError) as exc:
@@ -158,8 +165,14 @@ def _batches(paths: Iterator[str], size: int) -> Iterator[list[str]]:
 
 
 def _run_batches(batches, config_attrs, workers,
-                 make_record: Callable = read_file_record) -> Iterator[list[tuple]]:
+                 make_record: Callable = read_file_record, client=None) -> Iterator[list[tuple]]:
     """Results of every batch, in input order, with a bounded number in flight."""
+    if client is not None:
+        from .distributed import map_ordered
+
+        yield from map_ordered(client, _process_batch,
+                               ((batch, config_attrs, make_record) for batch in batches))
+        return
     if workers <= 1:
         for batch in batches:
             yield _process_batch(batch, config_attrs, make_record)
@@ -336,7 +349,8 @@ def consolidate(parts, out, config: PreprocessConfig = PreprocessConfig(),
     csv_path = rejected_csv_path(out)
     csv_temporary = csv_path.with_name(csv_path.name + ".tmp")
     index = _IdIndex()
-    with h5py.File(temporary, "w") as h5, open(csv_temporary, "w", newline="") as fh:
+    with h5py.File(temporary, "w") as h5, \
+            open(csv_temporary, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "reason", "action"])
         _create_datasets(h5, config.n_points, labels is not None)
@@ -351,7 +365,16 @@ def consolidate(parts, out, config: PreprocessConfig = PreprocessConfig(),
     return report
 
 
+def _utf8_columns(shard: dict) -> dict:
+    """The shard with its text columns as :func:`~vo_al.spectra.utf8_text`
+    (file names that are not UTF-8 are stored with ``\\xNN`` escapes)."""
+    text = ("id", "designation", "source", "reason", "rejected_path", "rejected_reason")
+    return {key: np.array([utf8_text(str(v)) for v in values], dtype=str)
+            if key in text else values for key, values in shard.items()}
+
+
 def _consolidate_shard(h5, writer, shard, index, labels, class_names, report):
+    shard = _utf8_columns(shard)
     report.n_inputs += int(shard["n_inputs"])
     for path, reason in zip(shard["rejected_path"], shard["rejected_reason"]):
         writer.writerow([path, reason, "rejected"])
@@ -406,6 +429,7 @@ def ingest(
     shard_rows: int = 4096,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    client=None,
 ) -> IngestReport:
     """Build (or resume building) a pool from spectrum files.
 
@@ -427,6 +451,10 @@ def ingest(
         Replace an existing, completed pool.
     progress : callable, optional
         ``progress(inputs_done, inputs_total)`` after each shard.
+    client : distributed.Client, optional
+        Read and preprocess the files on this Dask cluster (its workers see
+        the files at the same paths); this process still writes the shards
+        and the pool, which are those of a local ingest. None: ``workers``.
 
     Returns
     -------
@@ -450,7 +478,7 @@ def ingest(
     report = IngestReport(pool=str(out))
     report.resumed_inputs = write_shards(
         iter_input_paths(inputs), parts, total=count_input_paths(inputs), workers=workers,
-        config=config, shard_rows=shard_rows, progress=progress)
+        config=config, shard_rows=shard_rows, progress=progress, client=client)
     consolidate(parts, out, config, labels, report)
     shutil.rmtree(parts)
     report.seconds = time.perf_counter() - started
@@ -471,7 +499,7 @@ def parts_path(out) -> Path:
 def write_shards(items, parts, make_record: Callable = read_file_record,
                  total: int | None = None, workers: int | None = None,
                  config: PreprocessConfig = PreprocessConfig(), shard_rows: int = 4096,
-                 progress: Callable[[int, int], None] | None = None) -> int:
+                 progress: Callable[[int, int], None] | None = None, client=None) -> int:
     """Stage 1: make and preprocess every item's record into shards, resuming.
 
     Parameters
@@ -494,6 +522,10 @@ def write_shards(items, parts, make_record: Callable = read_file_record,
         Items per shard: the most a kill can lose.
     progress : callable, optional
         ``progress(items_done, total)`` after each shard.
+    client : distributed.Client, optional
+        Make the records on this Dask cluster, a few hundred items per task
+        (:func:`vo_al.distributed.files_per_task`: the shards are cut where
+        a local run cuts them); ``workers`` is then ignored.
 
     Returns
     -------
@@ -514,8 +546,13 @@ def write_shards(items, parts, make_record: Callable = read_file_record,
     if progress:
         progress(done, total)
     shard: list[tuple] = []
-    batches = _batches(items, min(_BATCH, shard_rows))
-    for results in _run_batches(batches, config.to_attrs(), workers, make_record):
+    size = min(_BATCH, shard_rows)
+    if client is not None:
+        from .distributed import files_per_task
+
+        size = files_per_task(shard_rows, size)
+    batches = _batches(items, size)
+    for results in _run_batches(batches, config.to_attrs(), workers, make_record, client):
         shard.extend(results)
         if len(shard) >= shard_rows:
             _write_shard(parts, number, [r[1] for r in shard], shard)

@@ -1,6 +1,6 @@
 """The labelling queue as plain numpy arrays: what the table shows and the
 viewer walks through. No Qt here, so it is tested and benchmarked without
-a window; :mod:`gui.queue_model` only adapts it to ``QAbstractTableModel``.
+a window; :mod:`vo_al.gui.queue_model` only adapts it to ``QAbstractTableModel``.
 
 A queue is built by one of three functions, all of which stream the pool
 and the scores file instead of loading them:

@@ -115,10 +115,10 @@ def _judge_iteration(session: Session, n: int, truth: np.ndarray, seen: np.ndarr
             "whole_pool": judge(predicted[usable], truth[usable], interesting)}
 
 
-def _iterate(session, truth, answers, options, progress) -> dict:
+def _iterate(session, truth, answers, options, progress, client) -> dict:
     """One iteration answered from the truth, and its report."""
     seen = labelled_rows(session)  # what the model about to be trained has been told
-    result = run_iteration(session, options, progress=progress)
+    result = run_iteration(session, options, progress=progress, client=client)
     started = time.perf_counter()
     judged = _judge_iteration(session, result.iteration, truth, seen)
     added = _answer(session, result.iteration, answers)
@@ -157,7 +157,7 @@ def simulate(session: Session, truth_path, iterations: int,
              options: IterationOptions = IterationOptions(),
              on_iteration: Callable[[dict], None] | None = None,
              progress=None, baseline: str | None = BASELINE_STRATEGY,
-             first_model: str | None = None) -> list[dict]:
+             first_model: str | None = None, client=None) -> list[dict]:
     """Run ``iterations`` iterations answered from ``truth_path``, and as
     many on a baseline twin of the session.
 
@@ -180,6 +180,8 @@ def simulate(session: Session, truth_path, iterations: int,
     first_model : str, optional
         Checkpoint to use for the first iteration instead of training (see
         :func:`share_first_model`).
+    client : distributed.Client, optional
+        Score on this Dask cluster (see :func:`vo_al.loop.run_iteration`).
 
     Returns
     -------
@@ -193,14 +195,14 @@ def simulate(session: Session, truth_path, iterations: int,
     """
     truth, answers = pool_truth(session, truth_path)
     reports = _run(session, truth, answers, iterations, options, on_iteration, progress,
-                   first_model)
+                   first_model, client)
     if baseline is None:
         return reports
     with baseline_session(session, baseline) as twin:
         twin_options = replace(options, strategy=baseline, diversity=None)
         first = share_first_model(session, twin)
         twin_reports = _run(twin, truth, answers, iterations, twin_options, on_iteration,
-                            progress, first_model=first)
+                            progress, first, client)
     return [{**report, "baseline": other} for report, other in zip(reports, twin_reports)]
 
 
@@ -219,11 +221,11 @@ def share_first_model(session: Session, twin: Session) -> str | None:
 
 
 def _run(session, truth, answers, iterations, options, on_iteration, progress,
-         first_model=None) -> list[dict]:
+         first_model=None, client=None) -> list[dict]:
     reports = []
     for k in range(iterations):
         chosen = replace(options, model=first_model) if k == 0 and first_model else options
-        reports.append(_iterate(session, truth, answers, chosen, progress))
+        reports.append(_iterate(session, truth, answers, chosen, progress, client))
         session.write_record(reports[-1]["iteration"], "simulation", reports[-1])
         if on_iteration:
             on_iteration(reports[-1])

@@ -30,16 +30,30 @@ import numpy as np
 from .cancel import Cancelled
 from .events import (EventHub, IterationCancelled, IterationFailed, IterationFinished,
                      IterationProgress, IterationStarted, LabelsChanged)
+from .export import FORMATS
 from .labellog import Entry
 from .loop import IterationOptions, IterationResult, precision_curve, run_iteration
 from .preprocess import PreprocessConfig
 from .queues import Queue, batch_queue, candidate_queue, search_queue
-from .records import (OriginalSpectrum, SpectrumRecord, load_original, marked_lines,
-                      spectrum_record)
-from .session import Session, SessionConfig
-from .summary import SessionSummary, UncertaintyHistogram, session_summary, uncertainty_histogram
+from .records import (OriginalSpectrum, SpectrumRecord, describe_entry, load_original,
+                      marked_lines, sexagesimal, spectrum_record)
+from .scoring import ScoreConfig
+from .session import LabelRefused, Session, SessionConfig, SessionError
+from .strategies import STRATEGIES
+from .summary import (SessionSummary, UncertaintyHistogram, format_precision, session_summary,
+                      uncertainty_histogram)
 
-__all__ = ["Workspace", "ImportResult", "describe_progress"]
+__all__ = [
+    "Workspace", "ImportResult", "describe_progress", "STRATEGY_NAMES",
+    # the public types of the workspace's methods, for the doors
+    "Cancelled", "Entry", "FORMATS", "IterationOptions", "IterationResult", "LabelRefused",
+    "OriginalSpectrum", "PreprocessConfig", "Queue", "ScoreConfig", "SessionConfig", "SessionError",
+    "SessionSummary", "SpectrumRecord", "UncertaintyHistogram", "format_precision",
+    "describe_entry", "sexagesimal",
+]
+
+#: Names of the query strategies, for a door's choices.
+STRATEGY_NAMES = tuple(STRATEGIES)
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,12 @@ class Workspace:
         """Create a session (see :meth:`Session.create`) and open it."""
         return cls(Session.create(directory, train_path, pool_path, **config), events)
 
+    @classmethod
+    def relocate(cls, directory, pool_path=None, train_path=None,
+                 events: EventHub | None = None) -> "Workspace":
+        """Point a session at its moved pools (:meth:`Session.relocate`) and open it."""
+        return cls(Session.relocate(directory, pool_path, train_path), events)
+
     def __enter__(self):
         return self
 
@@ -150,16 +170,20 @@ class Workspace:
 
     # ------------------------------------------------------------ labels
 
-    def label(self, spectrum_id: str, class_name: str, *, source: str,
-              sender: str = "") -> Entry:
+    def label(self, spectrum_id: str, class_name: str, *, source: str, sender: str = "",
+              iteration: int | None = None) -> Entry:
         """Record one answer (a class, an alias or the skip name).
+
+        ``iteration`` is the iteration whose list the answer comes from
+        (default: the latest).
 
         Raises
         ------
         vo_al.session.LabelRefused
             With the reason, when the answer cannot be recorded.
         """
-        entry = self.session.label(spectrum_id, class_name, source=source, sender=sender)
+        entry = self.session.label(spectrum_id, class_name, source=source, sender=sender,
+                                   iteration=iteration)
         self._announce([entry])
         return entry
 
@@ -192,13 +216,15 @@ class Workspace:
         ImportResult
         """
         pairs = [(str(i).strip(), c) for i, c in pairs]
-        changed = self._changed(pairs)
+        changed = self.changed(pairs)
         accepted, refused = self.session.label_many(changed, source=source, sender=sender)
         self._announce(accepted)
         return ImportResult(accepted, refused, len(pairs) - len(changed))
 
-    def _changed(self, pairs) -> list:
-        """The pairs that would change the answer in force."""
+    def changed(self, pairs) -> list:
+        """The ``(spectrum_id, class name)`` pairs that would change the
+        answer in force (an unknown class counts as a change: it is refused,
+        with its reason, when recorded)."""
         current = self.session.log.current()
         config = self.config
         changed = []
@@ -399,3 +425,67 @@ class Workspace:
         table = self.candidate_table(iteration)
         write_table(table, path)
         return len(table)
+
+    # ------------------------------------------------------------ catalogues
+
+    def crossmatch(self, catalogues=None, *, refresh: bool = False,
+                   iteration: int | None = None, options=None, progress=None,
+                   cancel=None) -> list:
+        """Match the candidates with catalogues; the matches are kept in the
+        session (:func:`vo_al.crossmatch.crossmatch`).
+
+        It runs on its own session handle, so it may be called from a
+        worker thread.
+
+        Parameters
+        ----------
+        catalogues : list of vo_al.catalogues.Catalogue, optional
+            Default: every catalogue matched before.
+        refresh : bool
+            Match every candidate again, not only those not matched yet.
+        iteration : int, optional
+            Whose predictions make the candidates (default: the latest).
+        options : vo_al.tapmatch.TapOptions, optional
+        progress : callable, optional
+            ``progress(name, done, total)``.
+        cancel : threading.Event-like, optional
+
+        Returns
+        -------
+        list of vo_al.crossmatch.MatchSummary
+
+        Raises
+        ------
+        vo_al.catalogues.CrossmatchError
+            Naming the service or file and what failed; matches stored
+            before stay.
+        vo_al.cancel.Cancelled
+        """
+        from .crossmatch import crossmatch
+        from .tapmatch import TapOptions
+
+        with Session.open(self.directory) as session:
+            return crossmatch(session, catalogues, refresh=refresh, iteration=iteration,
+                              options=options or TapOptions(), progress=progress,
+                              cancel=cancel)
+
+    def matched_catalogues(self) -> list:
+        """The catalogues the session's candidates were matched with."""
+        from .crossmatch import MatchStore
+
+        return MatchStore(self.directory).catalogues()
+
+    def matches(self):
+        """Every matched spectrum with its object and what it is known as
+        (:func:`vo_al.crossmatch.match_table`)."""
+        from .crossmatch import match_table
+
+        return match_table(self.directory)
+
+    def report(self, iteration: int | None = None, min_probability: float | None = None,
+               labelled_only: bool = False) -> dict:
+        """The discovery report: new and known spectra and objects per
+        interesting class (:func:`vo_al.report.discovery_report`)."""
+        from .report import discovery_report
+
+        return discovery_report(self.session, iteration, min_probability, labelled_only)

@@ -1,0 +1,1 @@
+"""Package data of vo-al (the application icon), found through importlib.resources."""
