@@ -62,10 +62,7 @@ class SessionSummary:
 def session_summary(session: Session) -> SessionSummary:
     """Read the label counts, the learning curve and the class counts."""
     current = session.log.current().values()
-    counts = {name: 0 for name in session.config.class_names}
-    for entry in current:
-        if entry.action == "label":
-            counts[entry.label] = counts.get(entry.label, 0) + 1
+    counts = {name: 0 for name in session.config.class_names} | session.log.counts()
     return SessionSummary(
         iteration=session.iteration, label_counts=counts,
         skips=sum(e.action == "skip" for e in current), curve=precision_curve(session),

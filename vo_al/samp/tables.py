@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from ..export import candidate_table, rows_table
+from ..export import candidate_table, describe_columns, rows_table
+from ..queues import batch_queue
 from ..session import Session
 from .errors import MessageRejected
 from .messages import FITS_MIME
@@ -40,22 +41,15 @@ KINDS = ("candidates", "query")
 
 def _batch_table(session: Session, n: int) -> Table:
     """Iteration ``n``'s query and estimate spectra, with a ``batch`` column."""
-    ids = session.read_batch(n, "query") + session.read_batch(n, "estimate")
-    batch = ["query"] * len(session.read_batch(n, "query"))
-    batch += ["estimate"] * (len(ids) - len(batch))
-    rows = session.index.rows(ids)
-    if (rows < 0).any():
-        raise ValueError(f"iteration {n}'s batch names spectra not in the pool")
-    table = rows_table(session, n, rows)
-    table.add_column(np.array(batch, dtype=str), name="batch", index=5)
+    queue = batch_queue(session, n)
+    table = rows_table(session, n, queue.rows)
+    table.add_column(np.array(queue.kind, dtype=str), name="batch", index=5)
     table.meta["description"] = f"vo-al query and estimate batch, iteration {n}"
-    return table
+    return describe_columns(table)
 
 
 def peer_table(session: Session, kind: str, iteration: int | None = None) -> Table:
     """The candidate list or the query batch of an iteration (default: the latest).
-
-    Adds ``iteration`` and ``stat.probability`` UCDs to the probabilities.
 
     Raises
     ------
@@ -65,13 +59,7 @@ def peer_table(session: Session, kind: str, iteration: int | None = None) -> Tab
     if kind not in KINDS:
         raise ValueError(f"table kind must be one of {KINDS}, not {kind!r}")
     n = session.scored_iteration(iteration)
-    table = candidate_table(session, n) if kind == "candidates" else _batch_table(session, n)
-    table["iteration"] = np.full(len(table), n, dtype=np.int32)
-    table["iteration"].meta["ucd"] = "meta.version"
-    for name in table.colnames:
-        if name.startswith("p_"):
-            table[name].meta["ucd"] = "stat.probability"
-    return table
+    return candidate_table(session, n) if kind == "candidates" else _batch_table(session, n)
 
 
 def add_access_columns(table: Table, urls, mime: str = FITS_MIME):
