@@ -83,7 +83,7 @@ def test_cli_round_trip(pools, tmp_path, capsys):
     assert main(["undo", s]) == 0
     labels_csv = tmp_path / "labels.csv"
     labels_csv.write_text(f"id,label\n{first},double-peak\nnot-mine,emission\n")
-    assert main(["import-labels", s, str(labels_csv)]) == 0
+    assert main(["import-labels", s, str(labels_csv)]) == 2  # not-mine is refused: non-zero
     capsys.readouterr()
     assert main(["labels", s, "--json"]) == 0
     log = json.loads(capsys.readouterr().out)
