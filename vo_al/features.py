@@ -5,19 +5,19 @@ the work). float16: 1 KB per spectrum (4 GB for LAMOST DR2's 4.1 M).
 
 The cache belongs to one trunk: it records a hash of the trunk's weights
 and is used only by a model with the same trunk. It is written beside the
-scores as ``PATH.tmp`` and renamed when complete.
+scores to a temporary file renamed when complete (:mod:`vo_al.atomic`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from .atomic import atomic_path
 from .model import SpectrumCNN
 
 __all__ = ["FeatureCache", "trunk_hash"]
@@ -64,15 +64,9 @@ class FeatureCache:
     @contextmanager
     def writing(self, model: SpectrumCNN, n_rows: int, chunk_rows: int):
         """A new ``features`` dataset; it replaces the cache only if the block completes."""
-        temporary = self.path.with_name(self.path.name + ".tmp")
         width = model.hparams["dense_units"]
-        try:
-            with h5py.File(temporary, "w") as h5:
-                dataset = h5.create_dataset("features", (n_rows, width), np.float16,
-                                            chunks=(max(1, min(chunk_rows, n_rows)), width))
-                h5.attrs["trunk_hash"] = trunk_hash(model)
-                yield dataset
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        os.replace(temporary, self.path)
+        with atomic_path(self.path) as temporary, h5py.File(temporary, "w") as h5:
+            dataset = h5.create_dataset("features", (n_rows, width), np.float16,
+                                        chunks=(max(1, min(chunk_rows, n_rows)), width))
+            h5.attrs["trunk_hash"] = trunk_hash(model)
+            yield dataset

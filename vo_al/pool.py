@@ -10,7 +10,7 @@ shard being written:
    second run re-reads the shards, checks that they came from the same
    input paths, and continues after the last one.
 2. When every input is done, the shards are streamed into ``POOL.h5``
-   (written as ``POOL.h5.tmp`` and renamed), duplicate ids are dropped,
+   (written to a temporary file and renamed), duplicate ids are dropped,
    labels attached, and ``POOL.rejected.csv`` written; then the shards go.
 
 The per-item step is pluggable: :func:`write_shards` takes a *record
@@ -42,6 +42,7 @@ import multiprocessing
 import numpy as np
 
 from . import __version__
+from .atomic import atomic_path
 from .inputs import RejectedPath, count_input_paths, iter_input_paths
 from .labelfile import LabelTable
 from .preprocess import PreprocessConfig, Quality, preprocess
@@ -223,12 +224,8 @@ def _write_shard(parts: Path, number: int, paths: list[str], results: list[tuple
         "rejected_reason": np.array([r[2] for r in rejected], dtype=str),
     }
     final = parts / f"shard-{number:07d}.npz"
-    temporary = parts / f".shard-{number:07d}.tmp.npz"
-    with open(temporary, "wb") as fh:
+    with atomic_path(final) as temporary, open(temporary, "wb") as fh:
         np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temporary, final)
 
 
 def _load_shard(path: Path) -> dict:
@@ -319,7 +316,7 @@ def consolidate(parts, out, config: PreprocessConfig = PreprocessConfig(),
                 extra_sink: Callable[[np.ndarray], None] | None = None) -> IngestReport:
     """Stage 2: stream the shards in ``parts`` into ``out`` and its rejected CSV.
 
-    ``out`` is written as ``out.tmp`` and renamed, so it only ever appears
+    ``out`` is written to a temporary file and renamed, so it only ever appears
     complete. The shards are left in place (the caller removes them once
     everything it builds from them is done).
 
@@ -345,11 +342,10 @@ def consolidate(parts, out, config: PreprocessConfig = PreprocessConfig(),
     report = IngestReport(pool=str(out)) if report is None else report
     if labels is not None and class_names is None:
         class_names = labels.class_names()
-    temporary = out.with_name(out.name + ".tmp")
     csv_path = rejected_csv_path(out)
-    csv_temporary = csv_path.with_name(csv_path.name + ".tmp")
     index = _IdIndex()
-    with h5py.File(temporary, "w") as h5, \
+    with atomic_path(out) as temporary, atomic_path(csv_path) as csv_temporary, \
+            h5py.File(temporary, "w") as h5, \
             open(csv_temporary, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "reason", "action"])
@@ -360,8 +356,6 @@ def consolidate(parts, out, config: PreprocessConfig = PreprocessConfig(),
                 extra_sink(shard.get("extra", np.full(len(shard["id"]), "")))
             _consolidate_shard(h5, writer, shard, index, labels, class_names, report)
         _write_attributes(h5, config, class_names, report)
-    os.replace(csv_temporary, csv_path)
-    os.replace(temporary, out)
     return report
 
 

@@ -14,7 +14,6 @@ T > 0; NaN for unusable spectra), ``predicted`` (N,) int8 (−1 for unusable),
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import h5py
 import numpy as np
 import torch
 
+from .atomic import atomic_path
 from .cancel import check_cancel
 from .features import FeatureCache
 from .model import SpectrumCNN
@@ -207,7 +207,8 @@ def score_pool(
     pool_path : str or path-like
         The HDF5 pool (see ``docs/pool-format.md``).
     out : str or path-like
-        Output HDF5 file; written as ``out.tmp`` and renamed when complete.
+        Output HDF5 file; written to a temporary file and renamed when
+        complete (:func:`vo_al.atomic.atomic_path`).
     class_names : sequence of str
         Names of the model's outputs, stored with the scores.
     config : ScoreConfig
@@ -232,10 +233,9 @@ def score_pool(
     device = resolve_device(config.device)
     model = model.to(device).eval()
     out = Path(out)
-    temporary = out.with_name(out.name + ".tmp")
     summary = ScoreSummary(path=str(out))
     counts = np.zeros(model.n_classes, dtype=np.int64)
-    try:
+    with atomic_path(out) as temporary:
         with PoolReader(pool_path) as pool, h5py.File(temporary, "w") as h5, \
                 _features_for(feature_cache, model, len(pool), config) as (cached, store):
             dtype, summary.precision, summary.bf16_agreement = _choose_precision(
@@ -263,10 +263,6 @@ def score_pool(
             h5.attrs.update({"class_names": list(class_names), "mc_samples": config.mc_samples,
                              "precision": summary.precision,
                              "bf16_agreement": summary.bf16_agreement or np.nan})
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    os.replace(temporary, out)
     summary.class_counts = dict(zip(class_names, counts.tolist()))
     summary.seconds = time.perf_counter() - started
     return summary
