@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
+import dask
 import h5py
 from distributed import Client, LocalCluster, as_completed, get_worker
 from distributed.comm.core import CommClosedError
@@ -49,6 +50,8 @@ if TYPE_CHECKING:  # torch is imported where scoring needs it: ingest runs witho
 __all__ = [
     "ClusterError",
     "LOCAL_PREFIX",
+    "WORKER_ENVIRON",
+    "WORKER_CONFIG",
     "FILES_PER_TASK",
     "TASKS_PER_THREAD",
     "CHECKED_PACKAGES",
@@ -73,6 +76,14 @@ TASKS_PER_THREAD = 8
 #: Tasks in flight per worker thread: scoring (unordered) and ingest (in order).
 SCORE_IN_FLIGHT = 2
 INGEST_IN_FLIGHT = 4
+#: Environment of the worker processes vo-al starts (``local:N``); give it to
+#: the workers of any cluster (see :func:`vo_al.runtime.share_main_arena`).
+WORKER_ENVIRON = {"MALLOC_ARENA_MAX": "1"}
+#: Dask configuration of the workers vo-al starts: no statistical profiler
+#: sampling the task threads' stacks every 10 ms (it costs pure-Python file
+#: parsing CPU time; it only feeds the dashboard's profile page).
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+_PRE_SPAWN_ENVIRON = "distributed.nanny.pre-spawn-environ"
 #: Distributions whose versions must be the same on the client and every worker.
 CHECKED_PACKAGES = ("vo-al", "torch", "numpy", "h5py", "astropy")
 
@@ -150,11 +161,15 @@ def _close(client: Client):
 
 
 def _local_cluster(address: str) -> LocalCluster:
+    """N single-threaded worker processes with :data:`WORKER_CONFIG`."""
     count = address[len(LOCAL_PREFIX):]
     if not count.isdigit() or int(count) < 1:
         raise ClusterError(f"--dask {address}: expected local:N with N >= 1 worker processes")
-    return LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
-                        dashboard_address=":0")
+    config = {**WORKER_CONFIG, _PRE_SPAWN_ENVIRON: {**dask.config.get(_PRE_SPAWN_ENVIRON),
+                                                    **WORKER_ENVIRON}}
+    with dask.config.set(config):  # each nanny keeps the configuration it was made with
+        return LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
+                            dashboard_address=":0")
 
 
 def check_versions(client: Client) -> dict:
@@ -313,8 +328,10 @@ class ModelPlugin(WorkerPlugin):
 
     ``setup`` raises glibc's allocator thresholds (Dask's nanny starts
     workers with ``MALLOC_TRIM_THRESHOLD_=65536``, and untuned they score at
-    half speed) and gives torch one thread per task: a worker runs as many
-    tasks at once as it has threads.
+    half speed), puts the task threads started from then on in the main
+    arena, whose thresholds those are (``MALLOC_ARENA_MAX=1`` in the
+    workers' environment does it for every thread), and gives torch one
+    thread per task: a worker runs as many tasks at once as it has threads.
 
     Parameters
     ----------
@@ -332,9 +349,10 @@ class ModelPlugin(WorkerPlugin):
         import torch
 
         from .model import SpectrumCNN
-        from .runtime import tune_allocator
+        from .runtime import share_main_arena, tune_allocator
 
         tune_allocator()
+        share_main_arena()
         torch.set_num_threads(1)
         hparams = {**self.hparams, "conv_channels": tuple(self.hparams["conv_channels"])}
         model = SpectrumCNN(**hparams)
@@ -380,9 +398,10 @@ def _score_task(plugin: str, pool_path: str, start: int, stop: int, config, dtyp
 
 
 def _pool_chunk_rows(pool_path) -> int:
+    """Rows of the pool's HDF5 chunks (all its rows when it is not chunked)."""
     with h5py.File(pool_path, "r") as h5:
-        chunks = h5["spectra"].chunks
-    return chunks[0] if chunks else 1
+        spectra = h5["spectra"]
+        return spectra.chunks[0] if spectra.chunks else max(1, spectra.shape[0])
 
 
 def score_chunks(client: Client, model: SpectrumCNN, pool_path, n_rows: int, config,

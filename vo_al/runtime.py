@@ -23,6 +23,7 @@ import torch
 __all__ = [
     "BF16_CPU_FLAGS",
     "tune_allocator",
+    "share_main_arena",
     "resolve_device",
     "cpu_flags",
     "best_autocast_dtype",
@@ -31,6 +32,7 @@ __all__ = [
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 _ONE_GIB = 1 << 30
 
 _allocator_tuned: bool | None = None
@@ -53,17 +55,47 @@ def tune_allocator() -> bool:
 
 
 def _mallopt_thresholds() -> bool:
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None:
         return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    libc.mallopt.restype = ctypes.c_int
     ok_mmap = libc.mallopt(_M_MMAP_THRESHOLD, _ONE_GIB) == 1
     ok_trim = libc.mallopt(_M_TRIM_THRESHOLD, _ONE_GIB) == 1
     return ok_mmap and ok_trim
+
+
+def share_main_arena() -> bool:
+    """Make threads that allocate for the first time from now on use glibc's
+    main arena (``mallopt(M_ARENA_MAX, 1)``, as ``MALLOC_ARENA_MAX=1``).
+
+    Threads otherwise get arenas of their own, which hand large buffers
+    back to the kernel whatever :func:`tune_allocator` set. A Dask worker
+    runs its tasks in such threads: scoring 8,192 spectra there took 384,000
+    page faults and ran ≈20 % slower per CPU second than in the main thread;
+    with ``MALLOC_ARENA_MAX=1`` in its environment, 4,000–8,000 faults and
+    within 5 %. Called in a running process it reaches only the threads that
+    have not allocated yet (there, 160,000–200,000 faults): the environment
+    variable, set before the process starts, reaches them all.
+
+    Returns
+    -------
+    bool
+        True when ``mallopt`` succeeded; False on a non-glibc C library.
+    """
+    libc = _glibc()
+    return libc is not None and libc.mallopt(_M_ARENA_MAX, 1) == 1
+
+
+def _glibc():
+    """glibc's ``libc.so.6`` with ``mallopt`` declared, or None elsewhere."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.mallopt.restype = ctypes.c_int
+    return libc
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
