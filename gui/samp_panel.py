@@ -300,17 +300,13 @@ class SampPanel(QtWidgets.QWidget):
             self._process(call)
 
     def _event(self, kind: str, detail):
-        """What the receiver did, reflected in the window."""
+        """What the receiver did, reflected in the window. Labels, imports and
+        undos reach the queue as the workspace's events, not from here."""
         if kind == "labelled":
-            self.window.apply_answers(detail)
             self.write(f"{len(detail)} label{'s' * (len(detail) != 1)} from "
                        f"{detail[0].source if detail else 'a peer'}")
-        elif kind == "imported":  # a table's labels, a slice at a time: the answer sums up
-            self.window.apply_answers(detail)
         elif kind == "progress":
             self.write(f"{detail.call.mtype} from {detail.call.sender_name}: {detail.text}")
-        elif kind == "undone":
-            self.window.apply_answers([detail])
         elif kind == "current":
             self.window.go_to(detail)
         elif kind == "selection":
