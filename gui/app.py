@@ -88,8 +88,8 @@ class _Windows(QtCore.QObject):
         self.window.sigOpenSession.connect(self.choose)
         self.window.show()
         if old is not None:
+            old.setAttribute(QtCore.Qt.WA_DeleteOnClose)  # once SAMP let go of it
             old.close()
-            old.deleteLater()
 
     def choose(self, _path: str = ""):
         """Ask for another session (create or open) and show it."""
@@ -162,6 +162,8 @@ def _screenshot(window: MainWindow, path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     ok = window.grab().save(str(path), "PNG")
     window.close()
+    while not window.released:  # unregistering from a SAMP hub in a worker
+        QtWidgets.QApplication.processEvents(QtCore.QEventLoop.WaitForMoreEvents, 100)
     if not ok:
         print(f"vo-al gui: cannot write {path}", file=sys.stderr)
         return 2

@@ -150,6 +150,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._threads: set[Job] = set()  # every job until its thread has finished
         self._undo: list[str] = []
         self._closed = False
+        #: True once the window closed its session (after SAMP unregistered)
+        self.released = False
         self._list = (BATCH, "")
         self.model = QueueModel(Queue.empty("", workspace.config.class_names,
                                             workspace.config.skip_name))
@@ -785,11 +787,21 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ closing
 
     def closeEvent(self, event):  # noqa: N802 (Qt API)
-        """Save the layout, stop the threads, close the session (once)."""
-        if self._closed:
-            super().closeEvent(event)
-            return
-        self._closed = True
+        """Save the layout and stop the threads, then unregister from SAMP in a
+        worker (the window hides meanwhile: a hub never holds it) and close
+        the session, once."""
+        if not self._closed:
+            self._closed = True
+            self._stop_work()
+            if self.samp.shutdown(self._samp_closed):
+                event.ignore()
+                self.hide()
+                return
+        if not self.released:
+            self._release()
+        super().closeEvent(event)
+
+    def _stop_work(self):
         for timer in (self._summary_timer, self._original_timer, self._tick_timer,
                       self._message_timer, self._log_timer):
             timer.stop()
@@ -803,7 +815,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._jobs.clear()
         self._threads.clear()
         self.loader.stop()
-        self.samp.shutdown()
+
+    def _samp_closed(self):
+        self._release()
+        self.close()
+
+    def _release(self):
         self.events.close()
         self.workspace.close()
-        super().closeEvent(event)
+        self.released = True

@@ -18,14 +18,23 @@ while the panel asks the user; it is then acted on or refused.
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import Callable
 
 from PyQt5 import QtCore, QtWidgets
 
-from vo_al.samp import Call, Response, SampError, SampLink, Status, Step
+from vo_al.events import SampStatus
+from vo_al.samp import Call, Response, SampError, SampLink, Step
 from vo_al.samp.messages import TABLE_LOAD
 
+from .workers import Job
+
 __all__ = ["SampPanel", "ALL_CLIENTS"]
+
+_log = logging.getLogger(__name__)
+#: links being closed, kept alive until their thread ends
+_UNREGISTERING: set = set()
 
 #: Target of a send: every subscribed client.
 ALL_CLIENTS = ""
@@ -50,7 +59,7 @@ class SampPanel(QtWidgets.QWidget):
         The short state shown in the window's toolbar.
     """
 
-    #: a bridge item (Call, Response or Status), emitted on SAMP threads
+    #: a bridge item (Call, Step or Response), emitted on SAMP threads
     sigItem = QtCore.pyqtSignal(object)
     #: a call was processed (its response), after the window was updated
     sigProcessed = QtCore.pyqtSignal(object)
@@ -62,6 +71,7 @@ class SampPanel(QtWidgets.QWidget):
         self._clients: dict[str, str] = {}
         self._asking: dict[str, tuple] = {}  # sender name -> (question box, waiting calls)
         self.sigItem.connect(self._handle)
+        window.events.sigEvent.connect(self._session_event)
         self.hub_label = QtWidgets.QLabel("SAMP: off ")
         self._build()
 
@@ -140,13 +150,30 @@ class SampPanel(QtWidgets.QWidget):
         """Connect (or keep looking for a hub in the background)."""
         self.connect_button.setChecked(True)
 
-    def shutdown(self):
-        """Unregister from the hub and remove the files handed to peers; waits
-        (the window is closing: the session must outlive the link)."""
-        if self.link is not None:
-            link, self.link = self.link, None
-            link.close()
+    def shutdown(self, then: Callable[[], None]) -> bool:
+        """Unregister from the hub and remove the files handed to peers in a
+        worker, then call ``then`` on the GUI thread (the window is closing:
+        the session must outlive the link).
+
+        Returns
+        -------
+        bool
+            True when a link is being closed (``then`` comes later); False
+            when there was none (``then`` is not called).
+        """
+        link, self.link = self.link, None
         self._forget_link()
+        if link is None:
+            return False
+        # no parent: the job outlives a window deleted while it runs
+        job = Job("Unregistering from the SAMP hub", lambda progress, cancel: link.close())
+        _UNREGISTERING.add(job)
+        job.sigFailed.connect(lambda message, details: _log.error(
+            "unregistering from the SAMP hub failed: %s\n%s", message, details))
+        job.finished.connect(then)
+        job.finished.connect(lambda: (job.wait(), _UNREGISTERING.discard(job)))  # ends at once
+        job.start()
+        return True
 
     def _forget_link(self):
         asking, self._asking = list(self._asking.values()), {}
@@ -235,13 +262,16 @@ class SampPanel(QtWidgets.QWidget):
         """Add a line to the message log."""
         self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {line}")
 
+    def _session_event(self, event):
+        """The link's state, published on the workspace's events, on the GUI thread."""
+        if isinstance(event, SampStatus):
+            self.write(event.text)
+            self._set_state(event.connected, event.text)
+            self._refresh_clients()
+
     def _handle(self, item):
         """Act on one bridge item, on the GUI thread."""
-        if isinstance(item, Status):
-            self.write(item.text)
-            self._set_state(item.connected, item.text)
-            self._refresh_clients()
-        elif isinstance(item, Response):
+        if isinstance(item, Response):
             detail = f": {item.error_text}" if item.error_text else ""
             self.write(f"{item.responder_name} answered {item.mtype}: {item.status}{detail}")
         elif isinstance(item, Call) and self.link is not None:

@@ -7,6 +7,8 @@ loop keeps turning while a peer serves a table slowly."""
 from __future__ import annotations
 
 import http.server
+import os
+import signal
 import threading
 import time
 
@@ -17,6 +19,7 @@ from conftest import require_qt  # noqa: E402
 require_qt()
 from PyQt5 import QtCore  # noqa: E402
 
+from vo_al.events import SampStatus  # noqa: E402
 from vo_al.gui.main_window import MainWindow  # noqa: E402
 from vo_al.gui.settings import Preferences  # noqa: E402
 from test_samp_support import (Sender, build_session, peer_environment, require,  # noqa: E402
@@ -35,7 +38,7 @@ def hub(tmp_path_factory):
     with peer_environment(tmp_path_factory.mktemp("gui-jsamp")) as peers:
         process = start_jsamp_hub(peers)
         try:
-            yield peers
+            yield process
         finally:
             process.stop()
 
@@ -208,3 +211,26 @@ def test_the_window_keeps_turning_while_a_peer_serves_a_table_slowly(qtbot, wind
               f"{max(gaps) * 1000:.0f} ms over {len(gaps)} turns")
     finally:
         sender.close()
+
+
+def test_closing_the_window_never_waits_on_a_stalled_hub(qtbot, hub, window):
+    """The hub is frozen (SIGSTOP): unregistering hangs until it answers, in a
+    worker; the window hides at once and its event loop keeps turning, and
+    the session closes once the link is gone, which the workspace announces."""
+    said = []
+    window.workspace.events.subscribe(SampStatus, said.append)
+    turns = []
+    timer = QtCore.QTimer(interval=10)
+    timer.timeout.connect(lambda: turns.append(time.monotonic()))
+    os.killpg(hub.process.pid, signal.SIGSTOP)
+    try:
+        timer.start()
+        window.close()
+        assert not window.isVisible() and not window.released
+        qtbot.waitUntil(lambda: len(turns) >= 5, timeout=30000)
+        assert not window.released  # still unregistering from the frozen hub
+    finally:
+        os.killpg(hub.process.pid, signal.SIGCONT)
+    qtbot.waitUntil(lambda: window.released, timeout=60000)
+    timer.stop()
+    assert said[-1] == SampStatus(False, "unregistered from the SAMP hub")

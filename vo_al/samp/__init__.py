@@ -24,7 +24,7 @@ See ``docs/samp.md``.
 from .bridge import Pending, SampBridge
 from .errors import HubUnavailable, MessageRejected, SampError
 from .headless import Runner, run
-from .inbox import Call, QueueInbox, Response, Status, Step
+from .inbox import Call, QueueInbox, Response, Step
 from .link import SampLink
 from .trust import DESKTOP_TOOLS, Trust
 
@@ -35,7 +35,6 @@ __all__ = [
     "Call",
     "Step",
     "Response",
-    "Status",
     "QueueInbox",
     "Trust",
     "DESKTOP_TOOLS",

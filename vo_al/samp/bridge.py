@@ -39,9 +39,10 @@ from pyvo.samp import SAMPClient, SAMPClientError, SAMPHubError, SAMPProxyError
 from pyvo.samp import conf as samp_conf
 
 from .. import __version__
+from ..events import SampStatus
 from .errors import HubUnavailable, SampError
 from .hub import HUB_ERRORS, LOOPBACK, HubProxy, OwnHub, running_hub
-from .inbox import Call, Response, Status
+from .inbox import Call, Response
 from .messages import HANDLED, HUB_EVENTS, PING, check_samp_value, error, ok, to_ascii
 from .trust import subscription_annotations
 
@@ -187,7 +188,7 @@ class SampBridge:
     dispatch : callable
         ``dispatch(item)`` with a :class:`~vo_al.samp.inbox.Call`,
         :class:`~vo_al.samp.inbox.Response` or
-        :class:`~vo_al.samp.inbox.Status`; called on SAMP threads, it must
+        :class:`~vo_al.events.SampStatus`; called on SAMP threads, it must
         only queue the item for the owning thread.
     own_hub : bool
         Start a hub in this process whenever none is running.
@@ -324,14 +325,14 @@ class SampBridge:
             self._names.clear()
         self._connected.clear()
         conn.close(unregister)
-        self._emit(Status(False, reason))
+        self._emit(SampStatus(False, reason))
 
     def _hub_params(self) -> dict | None:
         """The running hub's lockfile entries; starts the own hub first if asked and none runs."""
         if self._own_hub is None:
             return running_hub()
         if self._own_hub.start():
-            self._emit(Status(False, "started vo-al's own SAMP hub (loopback only)"))
+            self._emit(SampStatus(False, "started vo-al's own SAMP hub (loopback only)"))
         return self._own_hub.params or running_hub()
 
     def _try_connect(self):
@@ -370,7 +371,7 @@ class SampBridge:
                        unregister=True)
             return
         self._connected.set()
-        self._emit(Status(True, f"registered with the SAMP hub at {url} as {conn.public_id}"))
+        self._emit(SampStatus(True, f"registered with the SAMP hub at {url} as {conn.public_id}"))
 
     def _require(self) -> _Connection:
         conn = self._conn
@@ -413,15 +414,15 @@ class SampBridge:
             name = metadata.get("samp.name") if isinstance(metadata, dict) else None
             with self._lock:
                 self._names[client_id] = str(name or client_id)
-            self._emit(Status(True, f"{client_id} is {name or 'unnamed'}"))
+            self._emit(SampStatus(True, f"{client_id} is {name or 'unnamed'}"))
         elif mtype == "samp.hub.event.register":
-            self._emit(Status(True, f"client {client_id} registered"))
+            self._emit(SampStatus(True, f"client {client_id} registered"))
         elif mtype == "samp.hub.event.subscriptions":
-            self._emit(Status(True, f"{self.name_of(client_id)} ({client_id}) subscribed"))
+            self._emit(SampStatus(True, f"{self.name_of(client_id)} ({client_id}) subscribed"))
         else:
             with self._lock:
                 name = self._names.pop(client_id, client_id)
-            self._emit(Status(True, f"client {name} ({client_id}) left"))
+            self._emit(SampStatus(True, f"client {name} ({client_id}) left"))
 
     def _on_response(self, responder_id, tag, response):
         try:

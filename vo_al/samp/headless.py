@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from typing import Callable
 
 from ..cancel import Cancelled
+from ..events import SampStatus
 from ..workspace import SessionError, Workspace
 from .errors import SampError
-from .inbox import Call, QueueInbox, Response, Status, Step
+from .inbox import Call, QueueInbox, Response, Step
 from .link import SampLink
 from .messages import TABLE_LOAD, load_table
 from .receiver import Progress
@@ -156,6 +157,7 @@ class Runner:
         self.link = SampLink(workspace, self.inbox.put, own_hub=own_hub, armed=arm,
                              id_column=id_column, label_column=label_column,
                              on_event=self._event, check_interval=check_interval, trust=trust)
+        self._unsubscribe = workspace.events.subscribe(SampStatus, self.inbox.put)
 
     def serve(self, stop: threading.Event):
         """Run until ``stop`` is set, then close the link."""
@@ -169,12 +171,13 @@ class Runner:
                 item = self.inbox.get(timeout=_POLL)
                 if item is not None:
                     self._handle(item)
-                if broadcast is not None and isinstance(item, Status) and item.connected:
+                if broadcast is not None and isinstance(item, SampStatus) and item.connected:
                     broadcast.poke()
         finally:
             if broadcast is not None:
                 broadcast.stop()
             self.link.close()
+            self._unsubscribe()
             self._log("samp: unregistered; files removed")
 
     def _handle(self, item):
@@ -189,7 +192,7 @@ class Runner:
             detail = f": {item.error_text}" if item.error_text else ""
             self._log(f"samp: {item.responder_name} answered {item.mtype} with "
                       f"{item.status}{detail}")
-        elif isinstance(item, Status):
+        elif isinstance(item, SampStatus):
             self._log(f"samp: {item.text}")
 
     def _answered(self, call: Call, response: dict | None):

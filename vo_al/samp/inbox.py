@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["Call", "Step", "Response", "Status", "QueueInbox"]
+__all__ = ["Call", "Step", "Response", "QueueInbox"]
 
 
 @dataclass(frozen=True)
@@ -115,31 +115,15 @@ class Response:
         return str(error.get("samp.errortxt", "")) if isinstance(error, dict) else ""
 
 
-@dataclass(frozen=True)
-class Status:
-    """The connection changed, or clients came or went.
-
-    Attributes
-    ----------
-    connected : bool
-        Whether vo-al is registered with a hub now.
-    text : str
-        What happened, for a status bar or log.
-    """
-
-    connected: bool
-    text: str
-
-
 class QueueInbox:
     """The headless owner's inbox: a FIFO queue.
 
     Examples
     --------
     >>> inbox = QueueInbox()
-    >>> inbox.put(Status(True, "registered"))
-    >>> inbox.get(timeout=0.1).text
-    'registered'
+    >>> inbox.put("an item")
+    >>> inbox.get(timeout=0.1)
+    'an item'
     """
 
     def __init__(self):

@@ -8,12 +8,17 @@ The GUI and the headless runner build the same parts around a session:
 >>> link.receiver.process(item)                      # a Call or Step: check, act, reply
 >>> link.publisher.send_table("candidates")          # out: tables, rows, spectra
 >>> link.close()                                     # unregister, remove the files
+
+The link's state (registered or not, clients coming and going) is
+published as :class:`~vo_al.events.SampStatus` on the workspace's event
+hub, like every other change of an open session; the hook gets the rest.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+from ..events import SampStatus
 from ..workspace import Workspace
 from .bridge import SampBridge
 from .files import PeerFiles
@@ -34,7 +39,8 @@ class SampLink:
         The open session: labels go through it; tables and spectra are read from it.
         Owned by the thread that processes the dispatched items.
     dispatch : callable
-        The hook of :class:`~vo_al.samp.bridge.SampBridge`.
+        The hook of :class:`~vo_al.samp.bridge.SampBridge`, for calls,
+        steps and responses (status goes to ``workspace.events``).
     own_hub : bool
         Start a hub in this process when none is running.
     armed, id_column, label_column, on_event
@@ -61,9 +67,11 @@ class SampLink:
                  label_column: str = "label",
                  on_event: Callable[[str, object], None] | None = None,
                  access_limit: int = 500, check_interval: float = 1.0, trust=()):
+        self._events = workspace.events
+        self._dispatch = dispatch
         self.files = PeerFiles(workspace.directory)
         self.tables = TableRegistry(self.files)
-        self.bridge = SampBridge(dispatch, own_hub=own_hub, check_interval=check_interval)
+        self.bridge = SampBridge(self._route, own_hub=own_hub, check_interval=check_interval)
         try:
             self.receiver = Receiver(workspace, self.tables, self.files, self.bridge.reply,
                                      dispatch, armed=armed, id_column=id_column,
@@ -93,3 +101,11 @@ class SampLink:
         self.publisher.close()
         self.tables.close()
         self.files.close()
+        self._events.publish(SampStatus(False, "unregistered from the SAMP hub"))
+
+    def _route(self, item):
+        """The bridge's hook (SAMP threads): status to the event hub, the rest to ``dispatch``."""
+        if isinstance(item, SampStatus):
+            self._events.publish(item)
+        else:
+            self._dispatch(item)
