@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..labelfile import LabelTable
 from ..pool import (
     IngestReport,
@@ -120,14 +120,11 @@ class PoolsReport:
 
 
 class _TruthSink:
-    """Streams the truth rows of the shards into truth.csv (written as .tmp)."""
+    """Streams the truth rows of the shards into an open truth.csv."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        self.temporary = path.with_name(path.name + ".tmp")
+    def __init__(self, fh):
         self.classes = Counter()
-        self._fh = open(self.temporary, "w", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._fh, fieldnames=TRUTH_COLUMNS, restval="",
+        self._writer = csv.DictWriter(fh, fieldnames=TRUTH_COLUMNS, restval="",
                                       lineterminator="\n")
         self._writer.writeheader()
 
@@ -135,14 +132,6 @@ class _TruthSink:
         rows = [json.loads(str(text)) for text in extras]
         self.classes.update(row["class"] for row in rows if row["class"])
         self._writer.writerows(rows)
-
-    def finish(self):
-        self._fh.close()
-        os.replace(self.temporary, self.path)
-
-    def abandon(self):
-        self._fh.close()
-        self.temporary.unlink(missing_ok=True)
 
 
 def _training_labels(parts: Path) -> LabelTable:
@@ -212,7 +201,8 @@ def generate_pools(outdir, n_lamost=1000, n_ondrejov=0, seed=0, emission_fractio
     Stage 1 writes atomic shards to ``pool.h5.parts/`` and
     ``train.h5.parts/`` (resumed by a second run with the same arguments, or
     a larger count); stage 2 writes ``pool.h5``, ``train.h5`` and
-    ``truth.csv`` each as ``.tmp`` and renames it, and only then removes the
+    ``truth.csv`` each through a temporary file that is renamed when
+    complete (:func:`~vo_al.atomic.atomic_path`), and only then removes the
     shards. While a ``.parts`` folder exists the run is unfinished, whatever
     else is there.
     """
@@ -243,9 +233,10 @@ def generate_pools(outdir, n_lamost=1000, n_ondrejov=0, seed=0, emission_fractio
                                 progress=shifted)
         offset += n
 
-    sink = _TruthSink(root / TRUTH_NAME)
     reports = {}
-    try:
+    with atomic_path(root / TRUTH_NAME) as temporary, \
+            open(temporary, "w", newline="", encoding="utf-8") as fh:
+        sink = _TruthSink(fh)
         for out, records, _ in jobs:
             labels = class_names = None
             if records.instrument == "ondrejov":
@@ -254,10 +245,6 @@ def generate_pools(outdir, n_lamost=1000, n_ondrejov=0, seed=0, emission_fractio
             reports[records.instrument] = consolidate(
                 parts_path(out), out, config, labels, IngestReport(pool=str(out)),
                 class_names=class_names, extra_sink=sink)
-    except BaseException:
-        sink.abandon()
-        raise
-    sink.finish()
     for out, _, _ in jobs:
         shutil.rmtree(parts_path(out))
     for stale in (root / POOL_NAME, root / TRAIN_NAME):
