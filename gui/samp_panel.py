@@ -26,7 +26,6 @@ from PyQt5 import QtCore, QtWidgets
 
 from vo_al.events import SampStatus
 from vo_al.samp import Call, Response, SampError, SampLink, Step
-from vo_al.samp.messages import TABLE_LOAD
 
 from .workers import Job
 
@@ -289,12 +288,7 @@ class SampPanel(QtWidgets.QWidget):
         if response is None:
             return  # a worker goes on; its result comes back as a Step
         call = item.call if isinstance(item, Step) else item
-        error = response.get("samp.error", {}).get("samp.errortxt", "")
-        result = response.get("samp.result", {})
-        counts = ", ".join(f"{k} {v}" for k, v in result.items()) if call.mtype == TABLE_LOAD \
-            else ""
-        self.write(f"→ {response['samp.status']} to {call.sender_name}"
-                   f"{': ' + counts if counts else ''}{': ' + error if error else ''}")
+        self.write(call.describe_reply(response))
         self.sigProcessed.emit(response)
 
     def _ask_trust(self, call: Call, asks: str):

@@ -199,13 +199,7 @@ class Runner:
         if response is None:
             return  # the work goes on; the answer is logged when it comes
         took = (time.monotonic() - call.received) * 1000
-        error = response.get("samp.error", {}).get("samp.errortxt", "")
-        result = response.get("samp.result", {})
-        counts = ", ".join(f"{k} {v}" for k, v in result.items()) if call.mtype == TABLE_LOAD \
-            else ""
-        self._log(f"samp: → {response['samp.status']} to {call.sender_name} "
-                  f"({took:.0f} ms){': ' + counts if counts else ''}"
-                  f"{': ' + error if error else ''}")
+        self._log(f"samp: {call.describe_reply(response)} ({took:.0f} ms)")
 
     def _event(self, kind: str, detail):
         if kind == "labelled":

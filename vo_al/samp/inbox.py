@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .messages import TABLE_LOAD
+
 __all__ = ["Call", "Step", "Response", "QueueInbox"]
 
 
@@ -61,6 +63,23 @@ class Call:
     def is_notification(self) -> bool:
         """True when no reply is expected."""
         return self.msg_id is None
+
+    def describe_reply(self, response: dict) -> str:
+        """The reply to this call in words, for a log: its status, to whom,
+        a loaded table's counts and the error text.
+
+        Examples
+        --------
+        >>> call = Call("table.load.votable", {}, "c1", "topcat", "m1")
+        >>> call.describe_reply({"samp.status": "samp.ok", "samp.result": {"labelled": "3"}})
+        '→ samp.ok to topcat: labelled 3'
+        """
+        error = response.get("samp.error", {}).get("samp.errortxt", "")
+        result = response.get("samp.result", {})
+        counts = ", ".join(f"{k} {v}" for k, v in result.items()) \
+            if self.mtype == TABLE_LOAD else ""
+        return "".join([f"→ {response['samp.status']} to {self.sender_name}",
+                        f": {counts}" if counts else "", f": {error}" if error else ""])
 
 
 @dataclass(frozen=True, eq=False)
