@@ -7,6 +7,7 @@ door uses): :mod:`vo_al.gui.app` (``main``), :mod:`vo_al.gui.main_window`,
 :mod:`vo_al.gui.queue_panel`, :mod:`vo_al.gui.plots`,
 :mod:`vo_al.gui.samp_panel`, :mod:`vo_al.gui.workers`,
 :mod:`vo_al.gui.events` (the workspace's events as Qt signals),
+:mod:`vo_al.gui.crossmatch` (what spectra are known as),
 :mod:`vo_al.gui.dialogs`, :mod:`vo_al.gui.settings` and
 :mod:`vo_al.gui.errors`. See ``docs/gui.md`` and ``docs/architecture.md``.
 """

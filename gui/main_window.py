@@ -17,9 +17,10 @@ import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
 from vo_al.workspace import (FORMATS, STRATEGY_NAMES, Entry, LabelRefused, Queue,
-                             SessionSummary, Workspace, describe_progress, format_precision)
+                             SessionSummary, Workspace, format_precision)
 
-from .dialogs import IterateOptionsDialog, PreferencesDialog
+from .crossmatch import KnownAs, crossmatch_task, describe_summaries
+from .dialogs import CrossmatchDialog, IterateOptionsDialog, PreferencesDialog, ReportDialog
 from .errors import SAFE_LABELS, show_error
 from .events import QtEvents
 from .plots import PlotsPanel
@@ -28,7 +29,7 @@ from .queue_panel import BATCH, QueuePanel
 from .samp_panel import SampPanel
 from .settings import Preferences
 from .viewer import SpectrumViewer
-from .workers import Job, SpectrumLoader, step_time_left
+from .workers import Job, SpectrumLoader, iterate_task, step_time_left
 
 __all__ = ["MainWindow", "VIEWER_SOURCE"]
 
@@ -53,7 +54,8 @@ def _clock(seconds: float) -> str:
 
 
 class _JobProgress(QtWidgets.QWidget):
-    """Status-bar widget of the running iteration: step, bar, times, Cancel."""
+    """Status-bar widget of a long job (an iteration, a cross-match): step,
+    bar, times, Cancel."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -132,6 +134,10 @@ class MainWindow(QtWidgets.QMainWindow):
     samp : SampPanel
     summary : SessionSummary or None
         The latest numbers shown in the status bar.
+    known : KnownAs
+        What the spectra are known as in the matched catalogues.
+    report_dialog : ReportDialog or None
+        The discovery report, once shown.
     """
 
     #: an iteration finished (its number)
@@ -144,6 +150,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.workspace = workspace
         self.preferences = preferences
         self.summary: SessionSummary | None = None
+        self.known = KnownAs()
+        self.report_dialog: ReportDialog | None = None
         self.events = QtEvents(workspace.events, parent=self)
         self.events.sigLabels.connect(self._labels_changed)
         self._jobs: dict[str, Job] = {}  # the latest job of each kind
@@ -194,6 +202,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.queue_panel.sigCurrentChanged.connect(self._show)
         self.queue_panel.sigListChosen.connect(self._list_chosen)
         self.queue_panel.sigSearch.connect(self.search)
+        self.queue_panel.sigNewOnly.connect(self._new_only_toggled)
         self.plots = PlotsPanel()
         self.samp = SampPanel(self)
         for name, title, widget, area in (
@@ -275,6 +284,15 @@ class MainWindow(QtWidgets.QMainWindow):
         for action in (self.iterate_action, self.options_action, self.cancel_action,
                        self.refresh_action):
             loop_menu.addAction(action)
+        catalogue_menu = menu.addMenu("&Catalogues")
+        self.crossmatch_action = self._action(
+            "&Cross-match…", self.crossmatch,
+            tip="Match the candidates with SIMBAD, a TAP service's table or a local file")
+        self.report_action = self._action(
+            "Discovery &report", self.show_report,
+            tip="New and known candidates per class, in spectra and in objects")
+        catalogue_menu.addAction(self.crossmatch_action)
+        catalogue_menu.addAction(self.report_action)
         view_menu = menu.addMenu("&View")
         for dock in (self.queue_dock, self.plots_dock, self.samp_dock):
             view_menu.addAction(dock.toggleViewAction())
@@ -319,9 +337,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.progress = _JobProgress()
         self.progress.cancel.clicked.connect(self.cancel_iteration)
         self.progress.hide()
+        self.crossmatch_progress = _JobProgress()
+        self.crossmatch_progress.cancel.clicked.connect(self.cancel_crossmatch)
+        self.crossmatch_progress.hide()
         bar.addWidget(self.message, 1)
-        for widget in (self.progress, self.iteration_label, self.labels_label,
-                       self.precision_label):
+        for widget in (self.progress, self.crossmatch_progress, self.iteration_label,
+                       self.labels_label, self.precision_label):
             bar.addPermanentWidget(widget)
 
     def _restore(self):
@@ -421,6 +442,8 @@ class MainWindow(QtWidgets.QMainWindow):
         del self._jobs[key]
         if key == "iterate":
             self._iteration_ended()
+        elif key == "crossmatch":
+            self._crossmatch_ended()
         show_error(self, f"vo-al: {job.name} failed", f"{message}\n\n{SAFE_LABELS}", details)
         self.show_message(f"{job.name} failed: {message}", error=True)
 
@@ -437,6 +460,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.load_list(*self._list)
         self.refresh_summary()
         self.refresh_histogram()
+        self.refresh_matches()
 
     def load_list(self, kind: str, class_name: str = ""):
         """Build a list in the background and show it when ready.
@@ -474,21 +498,41 @@ class MainWindow(QtWidgets.QMainWindow):
         self.load_list(kind, class_name)
 
     def show_queue(self, queue: Queue):
-        """Show a queue, keeping the current spectrum when it is in it."""
+        """Show a queue, keeping the current spectrum when it is in it (and shown)."""
         previous = self.current_id()
-        self.model.reset(queue)
+        self.model.reset(queue, self._hidden_rows(queue))
         self._update_remaining()
-        self.queue_dock.setWindowTitle(f"Queue — {queue.title} ({len(queue):,})")
-        positions = queue.positions(previous) if previous else []
-        if positions:
-            row = self.model.view_row(positions[0])
-        else:
-            unanswered = np.flatnonzero(~queue.answered)  # unsorted: view row = queue row
-            row = int(unanswered[0]) if len(unanswered) else 0
-        if len(queue):
-            self.queue_panel.select_view_row(row)
+        self._rows_changed(previous)
+
+    def _hidden_rows(self, queue: Queue):
+        """The rows the "new objects only" filter hides (None: the filter is off)."""
+        return self.known.hidden(queue.ids) if self.queue_panel.new_only.isChecked() else None
+
+    def _rows_changed(self, previous: str):
+        """Title the queue and show ``previous`` again, else its first unanswered row."""
+        queue, shown = self.model.queue, self.model.rowCount()
+        hidden = f", {len(queue) - shown:,} known hidden" if shown < len(queue) else ""
+        self.queue_dock.setWindowTitle(f"Queue — {queue.title} ({len(queue):,}{hidden})")
+        if previous and self._select(previous):
+            return
+        if shown:
+            unanswered = np.flatnonzero(~queue.answered[self.model.order])
+            self.queue_panel.select_view_row(int(unanswered[0]) if len(unanswered) else 0)
         else:
             self.viewer.show_record(None)
+
+    def _select(self, spectrum_id: str) -> bool:
+        """Make the first shown row of a spectrum current; False when none is shown."""
+        rows = [self.model.view_row(i) for i in self.model.queue.positions(spectrum_id)]
+        rows = [r for r in rows if r >= 0]
+        if rows:
+            self.queue_panel.select_view_row(rows[0])
+        return bool(rows)
+
+    def _new_only_toggled(self, _on: bool):
+        previous = self.current_id()
+        self.model.set_hidden(self._hidden_rows(self.model.queue))
+        self._rows_changed(previous)
 
     def schedule_summary(self):
         """Refresh the status bar and plots soon (labels come in bursts)."""
@@ -544,6 +588,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         record = self.workspace.record(self.model.queue, queue_row)
         self.viewer.show_record(record)
+        self.viewer.show_known(self.known.describe(record.spectrum_id))
         if self.viewer.expects_original():
             self._original_timer.start()
 
@@ -565,10 +610,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._request_original()
 
     def go_to(self, spectrum_id: str):
-        """Show a spectrum: its row when listed, else a search list holding it."""
-        positions = self.model.queue.positions(spectrum_id)
-        if positions:
-            self.queue_panel.select_view_row(self.model.view_row(positions[0]))
+        """Show a spectrum: its row when listed (turning the "new objects only"
+        filter off when it hides it), else a search list holding it."""
+        if self.model.queue.positions(spectrum_id):
+            if not self._select(spectrum_id):
+                self.queue_panel.new_only.setChecked(False)  # asked for by name
+                self._select(spectrum_id)
             return
         workspace = self.workspace
         self.start_job("queue", "Finding the spectrum",
@@ -577,7 +624,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _found(self, queue: Queue):
         self.show_queue(queue)
-        if len(queue):
+        if self.model.rowCount():
             self.queue_panel.select_view_row(0)
 
     def move(self, step: int):
@@ -647,9 +694,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 continue  # already taken back elsewhere
             in_force = self.workspace.entries(spectrum_id, include_undone=False)
             self._answer_changed(spectrum_id, in_force[-1] if in_force else None)
-            positions = self.model.queue.positions(spectrum_id)
-            if positions:
-                self.queue_panel.select_view_row(self.model.view_row(positions[0]))
+            self._select(spectrum_id)
             self.show_message(f"undone: answer #{entry.undoes} for {spectrum_id}")
             return
         self.show_message("nothing to undo from this window", error=True)
@@ -700,13 +745,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if "iterate" in self._jobs:
             self.show_message("an iteration is already running")
             return
-        options = self.preferences.iterate().options(self.strategy.currentData())
-        workspace = self.workspace
+        settings = self.preferences.iterate()
+        options = settings.options(self.strategy.currentData())
         job = self.start_job("iterate", "Iteration",
-                             lambda progress, cancel: workspace.iterate(
-                                 options, cancel=cancel,
-                                 progress=lambda step, event: progress(
-                                     step, *describe_progress(step, event))),
+                             iterate_task(self.workspace, options, *settings.cluster()),
                              self._iteration_done)
         if job is None:
             return
@@ -726,12 +768,16 @@ class MainWindow(QtWidgets.QMainWindow):
             self.progress.text.setText("cancelling…")
 
     def _tick(self):
-        job = self._jobs.get("iterate")
-        if job is not None:
-            self.progress.tick(job.elapsed())
+        running = False
+        for key, widget in (("iterate", self.progress), ("crossmatch", self.crossmatch_progress)):
+            job = self._jobs.get(key)
+            if job is not None:
+                widget.tick(job.elapsed())
+                running = True
+        if not running:
+            self._tick_timer.stop()
 
     def _iteration_ended(self):
-        self._tick_timer.stop()
         self.progress.hide()
         self.iterate_action.setEnabled(True)
         self.cancel_action.setEnabled(False)
@@ -748,6 +794,94 @@ class MainWindow(QtWidgets.QMainWindow):
         self._iteration_ended()
         self.show_message(f"iteration cancelled: iteration {self.workspace.iteration} "
                           "stays in force")
+
+    # ------------------------------------------------------------------ catalogues
+
+    def crossmatch(self):
+        """Ask which catalogues to match the candidates with, and match them."""
+        dialog = CrossmatchDialog(self.known.catalogues, self)
+        if dialog.exec_() == QtWidgets.QDialog.Accepted:
+            self.start_crossmatch(dialog.catalogues, dialog.refresh)
+
+    def start_crossmatch(self, catalogues=None, refresh: bool = False) -> Job | None:
+        """Match the candidates with catalogues in the background.
+
+        Parameters
+        ----------
+        catalogues : list of vo_al.catalogues.Catalogue, optional
+            Default: those matched before.
+        refresh : bool
+            Match every candidate again, not only those not matched yet.
+
+        Returns
+        -------
+        Job or None
+            None when a cross-match runs already (or the window is closed).
+        """
+        if "crossmatch" in self._jobs:
+            self.show_message("a cross-match is already running")
+            return None
+        self.crossmatch_progress.start("cross-match: reading the candidates")
+        self.crossmatch_action.setEnabled(False)
+        self._tick_timer.start()
+        job = self.start_job("crossmatch", "Cross-match",
+                             crossmatch_task(self.workspace, catalogues, refresh),
+                             self._crossmatch_done)
+        if job is not None:
+            job.sigProgress.connect(self.crossmatch_progress.report)
+            job.sigCancelled.connect(self._crossmatch_cancelled)
+        return job
+
+    def cancel_crossmatch(self):
+        """Stop the running cross-match; the matches stored so far stay."""
+        job = self._jobs.get("crossmatch")
+        if job is not None:
+            job.cancel()
+            self.crossmatch_progress.cancel.setEnabled(False)
+            self.crossmatch_progress.text.setText("cancelling…")
+
+    def _crossmatch_ended(self):
+        self.crossmatch_progress.hide()
+        self.crossmatch_action.setEnabled(True)
+        self.refresh_matches()
+        if self.report_dialog is not None and self.report_dialog.isVisible():
+            self.refresh_report()
+
+    def _crossmatch_done(self, summaries):
+        self._crossmatch_ended()
+        self.show_message(describe_summaries(summaries))
+
+    def _crossmatch_cancelled(self):
+        self._crossmatch_ended()
+        self.show_message("cross-match cancelled: the matches stored before it stay")
+
+    def refresh_matches(self):
+        """Read what the spectra are known as, in the background."""
+        workspace = self.workspace
+        self.start_job("matches", "Reading the cross-matches",
+                       lambda progress, cancel: KnownAs.read(workspace), self._show_matches)
+
+    def _show_matches(self, known: KnownAs):
+        self.known = known
+        self.queue_panel.set_new_only_available(bool(known.catalogues))
+        if self.queue_panel.new_only.isChecked():
+            self._new_only_toggled(True)
+        if self.viewer.record is not None:
+            self.viewer.show_known(known.describe(self.viewer.record.spectrum_id))
+
+    def show_report(self):
+        """Show the discovery report (computed in the background)."""
+        if self.report_dialog is None:
+            self.report_dialog = ReportDialog(self)
+        self.report_dialog.show()
+        self.report_dialog.raise_()
+        self.refresh_report()
+
+    def refresh_report(self):
+        """Recompute the discovery report of the latest iteration."""
+        workspace, dialog = self.workspace, self.report_dialog
+        self.start_job("report", "Discovery report",
+                       lambda progress, cancel: workspace.report(), dialog.show_report)
 
     def edit_iterate_options(self):
         """Edit the training and scoring options of "Iterate"."""

@@ -3,7 +3,8 @@
 Cells are computed from the queue's numpy arrays when the view asks for
 them (only the visible rows), so a list of 100,000 spectra costs no more
 than one of 100. Sorting permutes an index array; the queue itself never
-moves.
+moves; rows can be hidden (the "new objects only" filter), which only
+shortens that index array.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ class QueueModel(QtCore.QAbstractTableModel):
     ----------
     queue : Queue
     parent : QObject, optional
+
+    Attributes
+    ----------
+    order : ndarray of int64
+        The queue rows shown, in view order (hidden rows left out).
     """
 
     #: emitted after the queue was replaced (``reset``)
@@ -38,26 +44,48 @@ class QueueModel(QtCore.QAbstractTableModel):
 
     def __init__(self, queue: Queue, parent=None):
         super().__init__(parent)
-        self._set(queue)
+        self._set(queue, None)
 
-    def _set(self, queue: Queue):
+    def _set(self, queue: Queue, hidden):
         self.queue = queue
         self._columns = queue.columns()
-        self.order = np.arange(len(queue), dtype=np.int64)
-        self._view_row = np.arange(len(queue), dtype=np.int64)
+        self._sorted = np.arange(len(queue), dtype=np.int64)
+        self._hidden = hidden
+        self._arrange()
 
-    def reset(self, queue: Queue):
-        """Show another queue (unsorted)."""
+    def _arrange(self):
+        """``order`` and its inverse from the sorted rows and the hidden ones."""
+        self.order = (self._sorted if self._hidden is None
+                      else self._sorted[~self._hidden[self._sorted]])
+        self._view_row = np.full(len(self.queue), -1, dtype=np.int64)
+        self._view_row[self.order] = np.arange(len(self.order))
+
+    def reset(self, queue: Queue, hidden=None):
+        """Show another queue (unsorted).
+
+        Parameters
+        ----------
+        queue : Queue
+        hidden : ndarray of bool, optional
+            Queue rows not to show.
+        """
         self.beginResetModel()
-        self._set(queue)
+        self._set(queue, hidden)
         self.endResetModel()
         self.sigQueueChanged.emit()
+
+    def set_hidden(self, hidden):
+        """Hide some queue rows (a bool array), or none (None); the order stays."""
+        self.beginResetModel()
+        self._hidden = hidden
+        self._arrange()
+        self.endResetModel()
 
     # ------------------------------------------------------------ Qt model API
 
     def rowCount(self, parent=QtCore.QModelIndex()) -> int:  # noqa: N802 (Qt API)
-        """Rows of the queue (0 under a valid parent: the table is flat)."""
-        return 0 if parent.isValid() else len(self.queue)
+        """Rows shown (0 under a valid parent: the table is flat)."""
+        return 0 if parent.isValid() else len(self.order)
 
     def columnCount(self, parent=QtCore.QModelIndex()) -> int:  # noqa: N802
         """Columns of the queue."""
@@ -97,12 +125,11 @@ class QueueModel(QtCore.QAbstractTableModel):
         old = self.persistentIndexList()
         old_rows = [int(self.order[ix.row()]) for ix in old]
         if column < 0:
-            self.order = np.arange(len(self.queue), dtype=np.int64)
+            self._sorted = np.arange(len(self.queue), dtype=np.int64)
         else:
-            self.order = self.queue.sort_order(self._columns[column][0],
-                                               descending=order == QtCore.Qt.DescendingOrder)
-        self._view_row = np.empty_like(self.order)
-        self._view_row[self.order] = np.arange(len(self.order))
+            self._sorted = self.queue.sort_order(self._columns[column][0],
+                                                 descending=order == QtCore.Qt.DescendingOrder)
+        self._arrange()
         self.changePersistentIndexList(
             old, [self.index(int(self._view_row[i]), ix.column()) for i, ix in zip(old_rows, old)])
         self.layoutChanged.emit()
@@ -114,15 +141,15 @@ class QueueModel(QtCore.QAbstractTableModel):
         return int(self.order[view_row])
 
     def view_row(self, queue_row: int) -> int:
-        """View row showing ``queue_row``."""
+        """View row showing ``queue_row``; −1 when it is hidden."""
         return int(self._view_row[queue_row])
 
     def answer_changed(self, queue_rows):
         """Repaint the given queue rows after their answer changed."""
         last = self.columnCount() - 1
-        for i in queue_rows:
-            r = self.view_row(i)
-            self.dataChanged.emit(self.index(r, 0), self.index(r, last))
+        for r in (self.view_row(i) for i in queue_rows):
+            if r >= 0:
+                self.dataChanged.emit(self.index(r, 0), self.index(r, last))
 
 
 def _display(value) -> str:

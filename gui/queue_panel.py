@@ -1,5 +1,5 @@
-"""The queue panel: which list to show, a search field, the table and how
-many of the batch are left."""
+"""The queue panel: which list to show, a search field, the "new objects
+only" filter, the table and how many of the batch are left."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ class QueuePanel(QtWidgets.QWidget):
     Attributes
     ----------
     table : QTableView
+    new_only : QCheckBox
+        Hide the spectra of objects a matched catalogue knows.
     """
 
     #: kind (BATCH or CANDIDATES), class name ('' for the batch)
@@ -36,6 +38,8 @@ class QueuePanel(QtWidgets.QWidget):
     sigSearch = QtCore.pyqtSignal(str)
     #: queue row now current (−1: none)
     sigCurrentChanged = QtCore.pyqtSignal(int)
+    #: the "new objects only" filter turned on or off
+    sigNewOnly = QtCore.pyqtSignal(bool)
 
     def __init__(self, model: QueueModel, parent=None):
         super().__init__(parent)
@@ -50,6 +54,10 @@ class QueuePanel(QtWidgets.QWidget):
         self.search.setToolTip("An id, several ids, or a part of an id or designation; "
                                "Enter searches, Escape goes back to labelling (Ctrl+F)")
         self.search.returnPressed.connect(self._search)
+        self.new_only = QtWidgets.QCheckBox("new objects only")
+        self.new_only.setFocusPolicy(QtCore.Qt.NoFocus)
+        self.new_only.toggled.connect(self.sigNewOnly)
+        self.set_new_only_available(False)
         QtWidgets.QShortcut(QtGui.QKeySequence("Escape"), self.search, self.focus_table,
                             context=QtCore.Qt.WidgetShortcut)
         self.table = QtWidgets.QTableView()
@@ -67,7 +75,7 @@ class QueuePanel(QtWidgets.QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectionModel().currentRowChanged.connect(self._current_changed)
-        model.modelReset.connect(self._queue_replaced)
+        model.sigQueueChanged.connect(self._queue_replaced)  # a filter keeps the sort
         self.left = QtWidgets.QLabel()
         font = self.left.font()
         font.setBold(True)
@@ -75,6 +83,7 @@ class QueuePanel(QtWidgets.QWidget):
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.lists, 1)
         top.addWidget(self.search, 1)
+        top.addWidget(self.new_only)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
@@ -115,6 +124,14 @@ class QueuePanel(QtWidgets.QWidget):
             self.left.setText(f"batch done: all {total} answered — press Iterate")
         else:
             self.left.setText(f"batch: {left} of {total} left")
+
+    def set_new_only_available(self, available: bool):
+        """Offer the "new objects only" filter once some catalogue was matched."""
+        self.new_only.setEnabled(available)
+        self.new_only.setToolTip(
+            "Hide the spectra of objects a matched catalogue knows (spectra never "
+            "cross-matched stay)" if available else
+            "Cross-match the candidates first (Catalogues → Cross-match…)")
 
     def current_view_row(self) -> int:
         """The current view row, −1 when none."""

@@ -34,6 +34,12 @@ class IterateSettings:
         −1: the default (20 for BALD, else 0).
     precision : {'auto', 'fp32', 'bf16'}
     batch_size : int
+    dask : str
+        The Dask cluster to score on, as ``vo-al iterate --dask`` takes it:
+        a scheduler address (``tcp://host:8786``) or ``local:N``; '' for
+        none.
+    dask_scheduler_file : str
+        The scheduler file of a running cluster (used when ``dask`` is '').
     """
 
     query_size: int = 0
@@ -45,6 +51,8 @@ class IterateSettings:
     mc_samples: int = -1
     precision: str = ScoreConfig.precision
     batch_size: int = ScoreConfig.batch_size
+    dask: str = ""
+    dask_scheduler_file: str = ""
 
     def options(self, strategy: str | None) -> IterationOptions:
         """The core's :class:`~vo_al.loop.IterationOptions` for a strategy."""
@@ -55,6 +63,13 @@ class IterateSettings:
             diversity=self.diversity or None,
             mc_samples=None if self.mc_samples < 0 else self.mc_samples,
             score=ScoreConfig(precision=self.precision, batch_size=self.batch_size))
+
+    def cluster(self) -> tuple[str | None, str | None]:
+        """``(address, scheduler_file)`` for
+        :meth:`~vo_al.workspace.Workspace.dask_client`; ``(None, None)``: no cluster."""
+        if self.dask:
+            return self.dask, None
+        return None, self.dask_scheduler_file or None
 
 
 class Preferences:

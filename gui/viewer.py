@@ -50,6 +50,8 @@ class SpectrumViewer(QtWidgets.QWidget):
         One per class, then the skip, each named with its key ("2  emission").
     bars : list of QProgressBar
         The model's probability of each class, then the uncertainty.
+    known : QLabel
+        What the spectrum is known as in the matched catalogues.
     """
 
     #: the "original spectrum" toggle changed
@@ -110,6 +112,7 @@ class SpectrumViewer(QtWidgets.QWidget):
         # sit beside the history, below them.
         lines = self.fontMetrics().lineSpacing()
         self.identity = _fact_label(2 * lines + 4)
+        self.known = _fact_label(lines + 4)
         self.original_note = _fact_label(lines + 4)
         self.history = QtWidgets.QLabel()
         self.history.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
@@ -140,6 +143,7 @@ class SpectrumViewer(QtWidgets.QWidget):
         layout.addLayout(top)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.identity)
+        layout.addWidget(self.known)
         layout.addWidget(self.original_note)
         layout.addLayout(bottom)
 
@@ -205,6 +209,7 @@ class SpectrumViewer(QtWidgets.QWidget):
             self.title.setText("No spectrum")
             self.window_curve.setData([], [])
             self.identity.setText("")
+            self.known.setText("")
             self.history.setText("")
             for bar in self.bars:
                 _set_bar(bar, math.nan, "")
@@ -223,6 +228,12 @@ class SpectrumViewer(QtWidgets.QWidget):
             value = float(value)
             _set_bar(bar, value, "not scored" if math.isnan(value) else f"{prefix}{value:.3f}")
         self.history.setText(_history_html(record))
+
+    def show_known(self, text: str):
+        """Say what the spectrum is known as in the matched catalogues
+        (rich text; '' says nothing)."""
+        self.known.setText(text)
+        self.known.setToolTip(text)
 
     def expects_original(self) -> bool:
         """Whether the original spectrum is wanted for the current record."""

@@ -2,9 +2,11 @@
 
 :class:`Job` runs one function in a ``QThread`` and reports progress,
 its result, its failure (as readable text) or its cancellation.
-An iteration is a job calling :meth:`vo_al.workspace.Workspace.iterate`,
-which opens its own session handle (its own label-log connection), so the
-window keeps labelling on the GUI thread meanwhile.
+An iteration is a job calling :meth:`vo_al.workspace.Workspace.iterate`
+(:func:`iterate_task`), which opens its own session handle (its own
+label-log connection), so the window keeps labelling on the GUI thread
+meanwhile; the Dask client it may score on is made and closed in the job's
+thread too.
 :class:`SpectrumLoader` reads original spectrum files on one long-lived
 thread, always the latest request first.
 """
@@ -20,9 +22,9 @@ from typing import Callable
 
 from PyQt5 import QtCore
 
-from vo_al.workspace import Cancelled, OriginalSpectrum
+from vo_al.workspace import Cancelled, OriginalSpectrum, describe_progress
 
-__all__ = ["Job", "step_time_left", "SpectrumLoader", "readable_error"]
+__all__ = ["Job", "iterate_task", "step_time_left", "SpectrumLoader", "readable_error"]
 
 #: A job's function: ``function(progress, cancel) -> result`` where
 #: ``progress(step, done, total, text)`` reports and ``cancel`` is a
@@ -92,6 +94,33 @@ class Job(QtCore.QThread):
             self.sigFailed.emit(readable_error(exc), traceback.format_exc())
         else:
             self.sigDone.emit(result)
+
+
+def iterate_task(workspace, options, address: str | None = None,
+                 scheduler_file: str | None = None) -> Task:
+    """A :class:`Job` task running one iteration of ``workspace``.
+
+    Parameters
+    ----------
+    workspace : vo_al.workspace.Workspace
+    options : vo_al.workspace.IterationOptions
+    address, scheduler_file : str, optional
+        The Dask cluster to score on, as ``vo-al iterate --dask`` and
+        ``--dask-scheduler-file`` take it
+        (:meth:`~vo_al.workspace.Workspace.dask_client`); its client is
+        made in the job's thread, checked, and closed when the iteration
+        ends (a ``local:N`` cluster stopped with it).
+    """
+    def task(progress, cancel):
+        if address or scheduler_file:
+            progress("cluster", 0, 0,
+                     f"connecting to the Dask cluster {address or scheduler_file}")
+        with workspace.dask_client(address, scheduler_file) as client:
+            return workspace.iterate(options, cancel=cancel, client=client,
+                                     progress=lambda step, event: progress(
+                                         step, *describe_progress(step, event)))
+
+    return task
 
 
 def step_time_left(first: tuple[int, float], latest: tuple[int, float],

@@ -193,3 +193,37 @@ def test_exported_tables_carry_units_ucds_and_descriptions(directory, tmp_path):
         units = dict(zip(names, hdus[1].columns.units))
     assert units["ra"] == "deg" and units["dec"] == "deg"
     assert not list(tmp_path.glob(".*.part"))  # written through a temporary file
+
+
+# ------------------------------------------------------------------ catalogues and clusters
+
+
+def test_known_as_and_known_spectra_follow_the_planted_catalogues(vo_survey, tmp_path):
+    from test_crossmatch import write_catalogues
+    from vo_al.catalogues import file_catalogue
+
+    shutil.copytree(vo_survey.directory, tmp_path / "s")
+    simbad, hou = write_catalogues(vo_survey, tmp_path)
+    e = vo_survey.labelled
+    with Workspace.open(tmp_path / "s") as workspace:
+        assert workspace.known_as() == {} and workspace.known_spectra() == set()
+        workspace.crossmatch([file_catalogue(simbad, "simbad"), file_catalogue(hou, "hou2016")])
+        known_as = workspace.known_as()
+        assert workspace.known_as([e[4]]) == {e[4]: known_as[e[4]]}
+        known = workspace.known_spectra()
+    assert [(m["catalogue"], m["id"], m["type"]) for m in known_as[e[4]]] == [
+        ("hou2016", "H e4", "CEL"), ("simbad", "S e4", "Be*")]  # nearest first
+    assert abs(known_as[e[0]][0]["sep_arcsec"] - 0.5) < 0.01
+    assert known_as[e[2]] == [] and known_as[e[5]] == []  # matched, within no radius
+    assert {e[0], e[1], e[2], e[3], e[4]} <= known and e[5] not in known  # e2: e3's object
+    assert known <= set(known_as)
+
+
+def test_dask_client_is_none_without_a_cluster_and_refuses_a_bad_one():
+    with Workspace.dask_client() as client:
+        assert client is None
+    from vo_al.distributed import ClusterError
+
+    with pytest.raises(ClusterError, match="local:N"):
+        with Workspace.dask_client("local:0"):
+            pass

@@ -489,3 +489,90 @@ class Workspace:
         from .report import discovery_report
 
         return discovery_report(self.session, iteration, min_probability, labelled_only)
+
+    def known_as(self, spectrum_ids=None) -> dict[str, list[dict]]:
+        """What matched spectra are known as in the catalogues.
+
+        Parameters
+        ----------
+        spectrum_ids : iterable of str, optional
+            Default: every spectrum matched with some catalogue.
+
+        Returns
+        -------
+        dict
+            Spectrum id → one ``{"catalogue": NAME, "id": str, "type": str,
+            "sep_arcsec": float}`` per catalogue with an object within its
+            radius, nearest first; an empty list when the spectrum was
+            matched and no catalogue knows it. Spectra never matched are
+            left out.
+        """
+        table = self.matches()
+        ids = np.asarray(table["id"]).astype(str)
+        columns = {name: (np.asarray(table[f"{name}_id"]).astype(str),
+                          np.asarray(table[f"{name}_type"]).astype(str),
+                          np.asarray(table[f"{name}_sep_arcsec"], np.float64))
+                   for name in sorted(table.meta["catalogues"])}
+        wanted = None if spectrum_ids is None else set(spectrum_ids)
+        known = {}
+        for row, spectrum_id in enumerate(ids):
+            if wanted is not None and spectrum_id not in wanted:
+                continue
+            found = [{"catalogue": name, "id": str(match[row]), "type": str(kind[row]),
+                      "sep_arcsec": float(sep[row])}
+                     for name, (match, kind, sep) in columns.items() if match[row]]
+            known[spectrum_id] = sorted(found, key=lambda m: m["sep_arcsec"])
+        return known
+
+    def known_spectra(self) -> set[str]:
+        """Ids of the matched spectra whose object some catalogue knows.
+
+        An object is the spectra within 3″ of each other (repeated
+        observations of one star, :func:`vo_al.crossmatch.group_objects`),
+        so a repeat of a known star counts although it matched nothing
+        itself, as in :meth:`report`.
+        """
+        table = self.matches()
+        objects = np.asarray(table["object_id"]).astype(str)
+        known = np.unique(objects[np.asarray(table["known"], bool)])
+        return set(np.asarray(table["id"]).astype(str)[np.isin(objects, known)])
+
+    @staticmethod
+    def dask_client(address: str | None = None, scheduler_file=None):
+        """The Dask cluster for :meth:`iterate` and :meth:`simulate`, as a context.
+
+        A thin door to :func:`vo_al.distributed.connect`, so that a caller
+        needs no Dask import when no cluster is named.
+
+        Parameters
+        ----------
+        address : str, optional
+            A scheduler address (``tcp://host:8786``), or ``local:N`` for N
+            worker processes started here and stopped on exit.
+        scheduler_file : path-like, optional
+            The scheduler file of a running cluster.
+
+        Returns
+        -------
+        context manager
+            Gives a checked ``distributed.Client``, closed on exit; None
+            when neither is given.
+
+        Raises
+        ------
+        ImportError
+            When a cluster is named and dask.distributed is not installed.
+        vo_al.distributed.ClusterError
+            On entering: the scheduler cannot be reached, or its workers run
+            other versions.
+        """
+        if not address and not scheduler_file:
+            import contextlib
+
+            return contextlib.nullcontext()
+        try:
+            from .distributed import connect
+        except ImportError as exc:
+            raise ImportError(f"a Dask cluster needs dask.distributed "
+                              f"(pip install 'vo-al[dask]'): {exc}") from exc
+        return connect(address or None, scheduler_file or None)
