@@ -63,7 +63,6 @@ class SpectrumViewer(QtWidgets.QWidget):
         super().__init__(parent)
         self.record: SpectrumRecord | None = None
         self._config = PreprocessConfig()
-        self._original_path = ""
         self._build()
 
     # ------------------------------------------------------------------ layout
@@ -204,7 +203,6 @@ class SpectrumViewer(QtWidgets.QWidget):
         self.record = record
         self.original_curve.setData([], [])
         self.original_note.setText("")
-        self._original_path = ""
         if record is None:
             self.title.setText("No spectrum")
             self.window_curve.setData([], [])
@@ -243,7 +241,6 @@ class SpectrumViewer(QtWidgets.QWidget):
         """Draw the original spectrum, if it belongs to the current record."""
         if self.record is None or original.path != _normal(self.record.source):
             return
-        self._original_path = original.path
         self.original_curve.setData(original.wavelength, original.flux)
         self.original_note.setText(f"original: {html.escape(Path(original.path).name)}")
         self.original_note.setToolTip(original.path)
