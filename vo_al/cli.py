@@ -206,6 +206,71 @@ def _print_ingest_report(report, rejected_csv):
     print(f"It took {report.seconds:.1f} s ({report.files_per_second:,.0f} files/s).")
 
 
+# ---------------------------------------------------------------- fetch
+
+
+def _cmd_fetch(args) -> int:
+    """Search an SSA service, download its spectra into a folder, label them."""
+    from .fetch import fetch_service
+    from .fetchlabels import read_record_labels, write_labels
+    from .ssa import FetchError, FetchOptions, read_positions
+
+    bar = _Progress("fetch", "file")
+    try:
+        if not args.radius > 0 or args.workers < 1:
+            raise FetchError("--radius must be positive and --workers at least 1")
+        pairs = (read_record_labels(args.labels_from, args.id_column, args.label_column)
+                 if args.labels_from else None)
+        positions = (read_positions(args.positions, args.radius) if args.positions
+                     else [(*args.pos, args.radius)] if args.pos else None)
+        options = FetchOptions(workers=args.workers, timeout_s=args.timeout)
+        report = fetch_service(args.url, args.out, positions, options=options, progress=bar)
+        labels = write_labels(args.out, pairs) if pairs is not None else None
+    except FetchError as exc:
+        print(f"vo-al fetch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        bar.close()
+    _print_fetch_report(report, labels)
+    if report.failed:
+        print(f"vo-al fetch: {_count(len(report.failed), 'record')} could not be downloaded; "
+              f"run the same command again to retry them", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def _print_fetch_report(report, labels):
+    """The fetch summary in sentences, then the records that gave no file."""
+    if not report.records:
+        print(f"{report.directory}: the service lists no record for this search.")
+        return
+    print(f"{report.directory}: {_count(report.files, 'spectrum file')} for "
+          f"{_count(report.records, 'record')} ({report.fetched:,} fetched now, "
+          f"{report.present:,} there before; {report.via_datalink:,} through DataLink; "
+          f"{_count(report.duplicates, 'duplicate record')}).")
+    print(f"Fetched {report.fetched_bytes / 2**20:,.1f} MiB in {report.seconds:.1f} s "
+          f"({report.files_per_second:,.1f} files/s).")
+    problems = [("refused", report.refused), ("failed", report.failed),
+                ("no access URL", report.no_access)]
+    if any(rows for _, rows in problems):
+        print(f"No file for {', '.join(f'{len(rows):,} {what}' for what, rows in problems)}; "
+              f"each is listed with its reason in {report.manifest}:")
+        listed = [(what, row) for what, rows in problems for row in rows]
+        for what, (name, reason) in listed[:20]:
+            reason = reason if len(reason) <= 160 else f"{reason[:159]}…"
+            print(f"  {name}: {what}: {reason}")
+        if len(listed) > 20:
+            print(f"  … and {len(listed) - 20:,} more")
+    if labels is not None:
+        print(f"Wrote {labels.path}: {_count(labels.labelled, 'labelled file')}"
+              + (f"; {_count(len(labels.unmatched), 'table row')} named no fetched file"
+                 if labels.unmatched else "")
+              + (f"; {_count(len(labels.conflicts), 'file')} given two labels left out"
+                 if labels.conflicts else "") + ".")
+    labels_option = f" --labels {labels.path}" if labels is not None else ""
+    print(f"Next: {_vo_al_command()} ingest {report.directory}{labels_option} --out POOL.h5")
+
+
 # ---------------------------------------------------------------- demo
 
 
@@ -742,6 +807,41 @@ def _add_crossmatch_command(commands):
     p.set_defaults(func=_cmd_crossmatch)
 
 
+def _add_fetch_command(commands):
+    from .fetchlabels import KEY_COLUMNS
+    from .ssa import FetchOptions
+
+    options = FetchOptions()
+    p = commands.add_parser("fetch", help="download the spectra of an SSA archive into a "
+                                          "folder (DataLink too) for `vo-al ingest`")
+    p.add_argument("url", metavar="SSA_URL", help="the SSA service (e.g. …/ssa/ssap.xml)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--pos", nargs=2, type=float, metavar=("RA", "DEC"),
+                       help="search around this ICRS position (degrees)")
+    where.add_argument("--positions", type=Path, metavar="TABLE",
+                       help="search around each row's ra, dec (CSV, VOTable, FITS, ECSV; "
+                            "a radius column overrides --radius)")
+    where.add_argument("--all", action="store_true", help="every record of the service")
+    p.add_argument("--radius", type=float, default=0.01, metavar="DEG",
+                   help="search radius in degrees")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="folder of the spectra and manifest.csv; an earlier fetch there "
+                        "is resumed")
+    p.add_argument("--labels-from", type=Path, metavar="TABLE",
+                   help="a CSV or VOTable naming records and their label (or class): "
+                        "written as DIR/labels.csv for `vo-al ingest --labels`")
+    p.add_argument("--id-column", metavar="COLUMN",
+                   help=f"column of --labels-from naming the record (default: the first of "
+                        f"{', '.join(KEY_COLUMNS)})")
+    p.add_argument("--label-column", metavar="COLUMN",
+                   help="column of --labels-from with the label (default: label, else class)")
+    p.add_argument("--workers", type=int, default=options.workers, metavar="N",
+                   help="downloads at a time")
+    p.add_argument("--timeout", type=float, default=options.timeout_s, metavar="S",
+                   help="seconds without an answer before a request is tried again")
+    p.set_defaults(func=_cmd_fetch)
+
+
 def _add_session_commands(commands):
     from .options import SessionConfig
     from .strategies import STRATEGIES
@@ -931,6 +1031,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files per shard: the most a kill can lose")
     _add_dask_options(p)
     p.set_defaults(func=_cmd_ingest)
+    _add_fetch_command(commands)
 
     p = commands.add_parser(
         "demo", help="generate a demo survey, ingest it, run a few simulated iterations")

@@ -22,17 +22,13 @@ import requests
 from astropy.table import Table, vstack
 from pyvo.dal import TAPService
 from pyvo.dal.exceptions import (DALFormatError, DALOverflowWarning, DALQueryError,
-                                 DALRateLimitError, DALServiceError)
-from pyvo.utils.http import create_session
+                                 DALServiceError)
 
 from .cancel import Cancelled, check_cancel
 from .catalogues import Catalogue, CrossmatchError, resolve_columns
+from .vohttp import GaveUp, TimeoutSession, sleep_unless_cancelled, with_retries
 
 __all__ = ["TapOptions", "TapCatalogue"]
-
-#: HTTP statuses worth another try (0: no answer at all).
-TRANSIENT_HTTP = {0, 429, 500, 502, 503, 504}
-
 
 @dataclass(frozen=True)
 class TapOptions:
@@ -64,33 +60,6 @@ class TapOptions:
     timeout_s: float = 300.0
 
 
-class _TimeoutSession(requests.Session):
-    """pyvo's HTTP session (its user agent) with a timeout on every request,
-    which closes the responses pyvo streams from and leaves open."""
-
-    def __init__(self, timeout_s: float):
-        super().__init__()
-        self.headers.update(create_session().headers)
-        self.timeout_s = timeout_s
-        self._responses = []
-
-    def request(self, *args, **kwargs):
-        kwargs.setdefault("timeout", self.timeout_s)
-        response = super().request(*args, **kwargs)
-        self._responses.append(response)
-        return response
-
-    def release(self):
-        """Close the responses of the queries done (their sockets)."""
-        for response in self._responses:
-            response.close()
-        self._responses.clear()
-
-    def close(self):
-        self.release()
-        super().close()
-
-
 def _identifier(name: str) -> str:
     """An ADQL column reference: quoted only when it is not a regular identifier."""
     return name if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) else f'"{name}"'
@@ -112,12 +81,9 @@ def _reason(exc: Exception) -> str:
     return str(getattr(exc, "reason", None) or exc)
 
 
-def _transient(exc: Exception) -> bool:
-    if isinstance(exc, DALQueryError):
-        return False  # an error document: the same query fails the same way
-    if isinstance(exc, DALServiceError):
-        return (exc.code or 0) in TRANSIENT_HTTP
-    return isinstance(exc, (DALFormatError, requests.RequestException, TimeoutError))
+#: The failures of a query that are told to the user (anything else is a bug).
+_SERVICE_ERRORS = (DALServiceError, DALQueryError, DALFormatError, requests.RequestException,
+                   TimeoutError)
 
 
 class TapCatalogue:
@@ -141,7 +107,7 @@ class TapCatalogue:
         self.catalogue = catalogue
         self.options = options
         self.cancel = cancel
-        self._http = _TimeoutSession(options.timeout_s)
+        self._http = TimeoutSession(options.timeout_s)
         self.service = TAPService(catalogue.source, session=self._http)
         self._columns = None
 
@@ -233,9 +199,8 @@ class TapCatalogue:
 
     def _query(self, adql, uploads, maxrec, mode, what):
         """One query, tried again after transient failures."""
-        options = self.options
-        for attempt in range(1, options.tries + 1):
-            check_cancel(self.cancel, f"matching {self.catalogue.name}")
+
+        def attempt():
             for upload in (uploads or {}).values():
                 upload.seek(0)  # a try before may have sent it
             try:
@@ -244,27 +209,22 @@ class TapCatalogue:
                     if mode == "sync":
                         return self.service.run_sync(adql, maxrec=maxrec, uploads=uploads)
                     return self._run_job(adql, uploads, maxrec)
-            except (DALServiceError, DALQueryError, DALFormatError,
-                    requests.RequestException, TimeoutError) as exc:
-                if not _transient(exc) or attempt == options.tries:
-                    tries = f" after {attempt} tries" if attempt > 1 else ""
-                    raise CrossmatchError(f"{self.catalogue.where}: {what} failed{tries}: "
-                                          f"{_reason(exc)}") from exc
-                self._wait(exc, options.backoff_s * 2 ** (attempt - 1))
             finally:
                 self._http.release()
 
-    def _wait(self, exc, seconds):
-        if isinstance(exc, DALRateLimitError) and exc.retry_after_seconds:
-            seconds = max(seconds, exc.retry_after_seconds)
-        self._sleep(seconds)
+        options = self.options
+        try:
+            return with_retries(attempt, tries=options.tries, backoff_s=options.backoff_s,
+                                errors=_SERVICE_ERRORS, cancel=self.cancel,
+                                what=f"matching {self.catalogue.name}")
+        except GaveUp as failed:
+            tries = f" after {failed.tries} tries" if failed.tries > 1 else ""
+            raise CrossmatchError(f"{self.catalogue.where}: {what} failed{tries}: "
+                                  f"{_reason(failed.error)}") from failed.error
 
     def _sleep(self, seconds):
         """Wait, unless cancelled first."""
-        if self.cancel is None:
-            time.sleep(seconds)
-        elif self.cancel.wait(seconds):
-            raise Cancelled(f"matching {self.catalogue.name} cancelled")
+        sleep_unless_cancelled(seconds, self.cancel, f"matching {self.catalogue.name}")
 
     def _run_job(self, adql, uploads, maxrec):
         """An async job, polled so that a cancel aborts it on the service."""
