@@ -1,7 +1,7 @@
 """Ingest, scoring and whole iterations on a real Dask ``LocalCluster``
 (two single-threaded worker processes), compared bit for bit with the
 local path; a worker killed mid-job, a scheduler that goes away, and a
-worker running another vo-al."""
+worker running another vo-al, there from the start or joining mid-job."""
 
 from __future__ import annotations
 
@@ -234,11 +234,16 @@ def test_a_scheduler_gone_mid_iteration_leaves_the_session_as_it_was(own_schedul
         assert not session.iteration_file(1, "scores").parent.exists()
 
 
+def _other_vo_al_site(folder):
+    """A folder whose ``vo_al-99.0.dist-info`` makes vo-al 99.0 where it comes first on the path."""
+    info = folder / "vo_al-99.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vo-al\nVersion: 99.0\n")
+    return folder
+
+
 def test_a_worker_with_another_vo_al_is_refused(client, tmp_path):
-    fake = tmp_path / "site"
-    (fake / "vo_al-99.0.dist-info").mkdir(parents=True)
-    (fake / "vo_al-99.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: vo-al\nVersion: 99.0\n")
+    fake = _other_vo_al_site(tmp_path / "site")
 
     def install(on: bool):
         from distributed.versions import _version_cached
@@ -253,6 +258,87 @@ def test_a_worker_with_another_vo_al_is_refused(client, tmp_path):
     finally:
         client.run(install, False)
     check_versions(client)
+
+
+def _wait_for(condition, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def other_vo_al(client, tmp_path):
+    """``join()`` adds to ``client``'s cluster a worker process of its own
+    whose environment has vo-al 99.0 (a dist-info first on its PYTHONPATH)
+    and returns it; ``leave(process)`` stops it. Those left are stopped at
+    the end."""
+    path = [str(_other_vo_al_site(tmp_path / "site")), os.environ.get("PYTHONPATH")]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    workers = len(client.nthreads())
+    started = []
+
+    def join() -> subprocess.Popen:
+        started.append(subprocess.Popen(
+            _dask("worker", client.scheduler.address, "--nthreads", "1", "--no-nanny",
+                  "--no-dashboard"),
+            env=environment, cwd=tmp_path,  # not the source tree: its vo_al.egg-info says 0.1
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        client.wait_for_workers(workers + 1, timeout=120)
+        return started[-1]
+
+    def leave(process: subprocess.Popen):
+        process.kill()
+        process.wait()
+        _wait_for(lambda: len(client.nthreads()) == workers, "the worker to leave")
+
+    join.leave = leave
+    yield join
+    for process in started:
+        if process.poll() is None:
+            leave(process)
+
+
+#: The one line of a job refused because a worker runs vo-al 99.0.
+OTHER_VO_AL = (r"^the Dask worker at tcp://\S+ runs other versions than this process: "
+               r"vo-al 99\.0 \(this process: [^)]+\); install one environment on every node "
+               r"\(docs/cluster\.md\)$")
+
+
+def test_a_worker_with_another_vo_al_joining_mid_ingest_stops_it(client, other_vo_al, files,
+                                                                 tmp_path):
+    joined = []
+
+    def join_after_the_first_shard(done, total):
+        if done and not joined:
+            joined.append(other_vo_al())
+
+    with pytest.raises(ClusterError, match=OTHER_VO_AL):
+        ingest([files], tmp_path / "pool.h5", shard_rows=8, client=client,
+               progress=join_after_the_first_shard)
+    assert not (tmp_path / "pool.h5").exists()
+    other_vo_al.leave(joined[0])
+    report = ingest([files], tmp_path / "pool.h5", shard_rows=8, client=client)
+    assert 0 < report.resumed_inputs < report.n_inputs
+    ingest([files], tmp_path / "local.h5", workers=1, shard_rows=8)
+    _assert_same_h5(tmp_path / "local.h5", tmp_path / "pool.h5", skip_attrs=("created",))
+
+
+def test_a_worker_with_another_vo_al_joining_mid_iteration_leaves_the_session_as_it_was(
+        client, other_vo_al, survey, tmp_path):
+    joined = []
+
+    def join_while_scoring(step, event):
+        if step == "score" and not joined:
+            joined.append(other_vo_al())
+
+    options = IterationOptions(max_epochs=1, score=ScoreConfig(**{**CONFIG.__dict__,
+                                                                   "chunk_rows": 64}))
+    with _session(survey, tmp_path / "s") as session:
+        with pytest.raises(ClusterError, match=OTHER_VO_AL):
+            run_iteration(session, options, progress=join_while_scoring, client=client)
+        assert joined and session.iteration == 0
+        assert not session.iteration_file(1, "scores").parent.exists()
 
 
 # ---------------------------------------------------------------------- CLI

@@ -224,3 +224,98 @@ def test_no_readable_spectrum_is_an_error_and_leaves_no_pool(tmp_path, inputs):
     with pytest.raises(NoSpectraError, match="no readable spectrum"):
         ingest([path], out, workers=1)
     assert not out.exists() and not (tmp_path / "p.h5.parts").exists()
+
+
+# ----------------------------------------------------------- duplicate ids
+
+
+def _first_occurrences(ids) -> list[bool]:
+    seen, first = set(), []
+    for i in ids:
+        first.append(i not in seen)
+        seen.add(i)
+    return first
+
+
+def test_the_duplicate_index_keeps_first_occurrences_across_buckets(tmp_path):
+    from vo_al.duplicates import DuplicateIndex
+
+    rng = np.random.default_rng(4)
+    ids = [f"spec-{n}" for n in rng.integers(0, 300, 1000)]
+    shards = [ids[a:b] for a, b in zip([0, 0, 7, 400, 401, 990], [0, 7, 400, 401, 990, 1000])]
+    # 16 rows per bucket: 63 buckets, read back in slices of at most 16 rows
+    with DuplicateIndex(tmp_path / "ids", bucket_rows=16) as index:
+        for shard in shards:
+            index.add(shard)
+        found = index.resolve()
+        fresh = np.concatenate([index.fresh(len(shard)) for shard in shards])
+        assert len(list((tmp_path / "ids").iterdir())) == 1  # the flags; buckets are gone
+    assert fresh.tolist() == _first_occurrences(ids)
+    assert found == len(ids) - len(set(ids))
+    assert not (tmp_path / "ids").exists()
+
+
+def _ingest_twice_over(real_data, out, **kwargs):
+    """The LAMOST files, then the same files again: duplicates within and across shards."""
+    return ingest([real_data / "lamost", real_data / "ondrejov", real_data / "lamost"], out,
+                  workers=1, shard_rows=5, **kwargs)
+
+
+def test_duplicates_across_shards_are_refused_in_input_order(real_data, tmp_path, monkeypatch):
+    from vo_al import duplicates
+
+    clean = _ingest_twice_over(real_data, tmp_path / "clean.h5")
+    monkeypatch.setattr(duplicates, "BUCKET_ROWS", 4)  # many buckets, many slices each
+    report = _ingest_twice_over(real_data, tmp_path / "p.h5")
+    lamost = sorted(str(p) for p in (real_data / "lamost").iterdir())
+    assert report.n_duplicates == clean.n_duplicates == len(lamost)
+    sources = [row["path"] for row in _rejected(tmp_path / "p.h5")
+               if row["reason"].startswith("duplicate id")]
+    assert sources == lamost
+    assert _rejected(tmp_path / "p.h5") == _rejected(tmp_path / "clean.h5")
+    with PoolReader(tmp_path / "p.h5") as pool, PoolReader(tmp_path / "clean.h5") as fresh:
+        assert list(pool.read("id")) == list(fresh.read("id"))
+        assert len(set(pool.read("id"))) == len(pool) == report.n_spectra
+
+
+_KILL_IN_CONSOLIDATION = r"""
+import os, signal, sys
+from pathlib import Path
+from vo_al import duplicates
+from vo_al.pool import ingest
+
+method, calls = getattr(duplicates.DuplicateIndex, sys.argv[1]), []
+
+def dying(self, *args):
+    calls.append(args)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return method(self, *args)
+
+setattr(duplicates.DuplicateIndex, sys.argv[1], dying)
+duplicates.BUCKET_ROWS = 4
+real = Path(sys.argv[2])
+ingest([real / "lamost", real / "ondrejov", real / "lamost"], sys.argv[3], workers=1,
+       shard_rows=5)
+"""
+
+
+@pytest.mark.parametrize("step", ["add", "fresh"])  # building the index, writing the pool
+def test_kill_9_during_consolidation_then_resume(real_data, tmp_path, step):
+    import subprocess
+    import sys
+
+    out = tmp_path / "p.h5"
+    killed = subprocess.run([sys.executable, "-c", _KILL_IN_CONSOLIDATION, step,
+                             str(real_data), str(out)], capture_output=True)
+    assert killed.returncode == -9, killed.stderr
+    assert not out.exists() and (tmp_path / "p.h5.parts" / "duplicate-ids").is_dir()
+    report = _ingest_twice_over(real_data, out)
+    assert report.resumed_inputs == report.n_inputs
+    clean = _ingest_twice_over(real_data, tmp_path / "clean.h5")
+    assert report.n_duplicates == clean.n_duplicates > 0
+    assert _rejected(out) == _rejected(tmp_path / "clean.h5")
+    with PoolReader(out) as a, PoolReader(tmp_path / "clean.h5") as b:
+        assert list(a.read("id")) == list(b.read("id"))
+        np.testing.assert_array_equal(a.read("spectra"), b.read("spectra"))
+    assert not (tmp_path / "p.h5.parts").exists()

@@ -15,15 +15,20 @@ results back:
   threads; tasks return probabilities (12 B per spectrum), and trunk
   features only when the feature cache is being written.
 
-A worker that dies is replaced and its tasks run again (Dask's own
-recovery); a scheduler that goes away raises :class:`ClusterError`. See
+Every task first checks that its worker runs the client's versions (a
+:class:`VersionPlugin`, which reaches workers that join mid-job too); a
+worker that does not fails the job with :class:`ClusterError`. A worker
+that dies is replaced and its tasks run again (Dask's own recovery); a
+scheduler that goes away raises :class:`ClusterError`. See
 ``docs/cluster.md``.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
+import platform
 import uuid
 import warnings
 from collections import deque
@@ -57,6 +62,7 @@ __all__ = [
     "CHECKED_PACKAGES",
     "connect",
     "check_versions",
+    "VersionPlugin",
     "total_threads",
     "files_per_task",
     "task_rows",
@@ -179,7 +185,8 @@ def check_versions(client: Client) -> dict:
     packages and :data:`CHECKED_PACKAGES` on the client, the scheduler and
     every worker; it only warns, so the warning is turned into an error
     here: workers with another vo-al or torch would score differently, or
-    fail to unpickle the tasks.
+    fail to unpickle the tasks. It sees the workers there now; those that
+    join later are checked by every job's :class:`VersionPlugin`.
 
     Returns
     -------
@@ -210,6 +217,103 @@ def total_threads(client: Client) -> int:
 # Running tasks
 
 
+def _local_versions() -> dict[str, str | None]:
+    """Python's and :data:`CHECKED_PACKAGES`' versions in this process.
+
+    Returns
+    -------
+    dict
+        ``{"python": "3.11.9", "vo-al": "0.1.0", …}``; None for a package
+        that is not installed.
+    """
+    versions = {"python": platform.python_version()}
+    for name in CHECKED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _version_mismatch(expected: dict, found: dict, address: str) -> str | None:
+    """One line naming what a worker runs that differs, or None.
+
+    Parameters
+    ----------
+    expected : dict
+        The client's :func:`_local_versions`.
+    found : dict
+        The worker's.
+    address : str
+        The worker's address.
+
+    Returns
+    -------
+    str or None
+    """
+    differing = [f"{name} {found.get(name)} (this process: {version})"
+                 for name, version in expected.items() if found.get(name) != version]
+    if not differing:
+        return None
+    return (f"the Dask worker at {address} runs other versions than this process: "
+            f"{', '.join(differing)}; install one environment on every node "
+            "(docs/cluster.md)")
+
+
+class VersionPlugin(WorkerPlugin):
+    """The client's versions, compared in ``setup`` with the worker's own on
+    every worker, those that join or restart during a job too.
+
+    ``client.get_versions`` (:func:`check_versions`) sees only the workers
+    there before the job; an adaptive cluster adds more while it runs. Each
+    task of :func:`map_ordered` and :func:`map_unordered` reads
+    :attr:`mismatch` on its worker first and fails with
+    :class:`ClusterError` where it is set.
+
+    Attributes
+    ----------
+    versions : dict
+        The client's :func:`_local_versions`.
+    mismatch : str or None
+        Set by ``setup``: :func:`_version_mismatch` of this worker.
+    """
+
+    def __init__(self):
+        self.name = f"vo-al-versions-{uuid.uuid4().hex}"
+        self.versions = _local_versions()
+        self.mismatch: str | None = None
+
+    def setup(self, worker):
+        """Compare the client's versions with this worker's."""
+        self.mismatch = _version_mismatch(self.versions, _local_versions(), worker.address)
+
+
+@contextmanager
+def _on_workers(client: Client, plugin: WorkerPlugin) -> Iterator[str]:
+    """Register ``plugin`` (with a ``name``); yield its name; unregister it
+    on exit (while the scheduler is there)."""
+    client.register_plugin(plugin)
+    try:
+        yield plugin.name
+    finally:
+        if client.status == "running":
+            client.unregister_worker_plugin(plugin.name)
+
+
+def _checked(plugin: str, function: Callable, *args):
+    """``function(*args)`` on a worker, unless it runs other versions than the client."""
+    mismatch = get_worker().plugins[plugin].mismatch
+    if mismatch is not None:
+        raise ClusterError(mismatch)
+    return function(*args)
+
+
+def _submit(client: Client, plugin: str, function: Callable, args: tuple):
+    """Submit one checked task, keyed by ``function``'s name (as the dashboard shows it)."""
+    return client.submit(_checked, plugin, function, *args,
+                         key=f"{function.__name__}-{uuid.uuid4().hex}")
+
+
 @contextmanager
 def _cluster_failures(client: Client, job: str):
     """Turn a lost scheduler, a task that keeps killing workers, or HDF5 file
@@ -237,6 +341,18 @@ def _cancel(client: Client, futures):
         client.cancel(list(futures))
 
 
+@contextmanager
+def _job(client: Client, job: str, pending) -> Iterator[str]:
+    """Run a job's tasks: yield the name of its :class:`VersionPlugin`;
+    cancel the tasks still ``pending`` on exit; raise its failures as
+    :class:`ClusterError` (see :func:`_cluster_failures`)."""
+    with _cluster_failures(client, job), _on_workers(client, VersionPlugin()) as plugin:
+        try:
+            yield plugin
+        finally:
+            _cancel(client, pending)
+
+
 def map_ordered(client: Client, function: Callable, calls: Iterable[tuple],
                 in_flight: int | None = None, job: str = "ingest") -> Iterator:
     """``function(*args)`` for every ``args`` of ``calls`` on the cluster,
@@ -246,20 +362,18 @@ def map_ordered(client: Client, function: Callable, calls: Iterable[tuple],
     Raises
     ------
     ClusterError
-        The scheduler went away, or a task killed every worker it ran on.
+        The scheduler went away, a task killed every worker it ran on, or
+        a task ran on a worker with other versions (:class:`VersionPlugin`).
     """
     in_flight = in_flight or INGEST_IN_FLIGHT * total_threads(client)
     pending: deque = deque()
-    try:
-        with _cluster_failures(client, job):
-            for args in calls:
-                pending.append(client.submit(function, *args, pure=False))
-                if len(pending) >= in_flight:
-                    yield pending.popleft().result()
-            while pending:
+    with _job(client, job, pending) as plugin:
+        for args in calls:
+            pending.append(_submit(client, plugin, function, args))
+            if len(pending) >= in_flight:
                 yield pending.popleft().result()
-    finally:
-        _cancel(client, pending)
+        while pending:
+            yield pending.popleft().result()
 
 
 def map_unordered(client: Client, function: Callable, calls: Iterable[tuple],
@@ -268,24 +382,20 @@ def map_unordered(client: Client, function: Callable, calls: Iterable[tuple],
     (default :data:`SCORE_IN_FLIGHT` tasks per worker thread)."""
     in_flight = in_flight or SCORE_IN_FLIGHT * total_threads(client)
     calls, pending = iter(calls), set()
+    with _job(client, job, pending) as plugin:
+        def submit(args):
+            future = _submit(client, plugin, function, args)
+            pending.add(future)
+            return future
 
-    def submit(args):
-        future = client.submit(function, *args, pure=False)
-        pending.add(future)
-        return future
-
-    running = as_completed([submit(args) for args in _take(calls, in_flight)],
-                           loop=client.loop)
-    try:
-        with _cluster_failures(client, job):
-            for future in running:
-                pending.discard(future)
-                result = future.result()
-                for args in _take(calls, 1):
-                    running.add(submit(args))
-                yield result
-    finally:
-        _cancel(client, pending)
+        running = as_completed([submit(args) for args in _take(calls, in_flight)],
+                               loop=client.loop)
+        for future in running:
+            pending.discard(future)
+            result = future.result()
+            for args in _take(calls, 1):
+                running.add(submit(args))
+            yield result
 
 
 def _take(iterator, n: int) -> list:
@@ -364,17 +474,10 @@ class ModelPlugin(WorkerPlugin):
         self.model = None
 
 
-@contextmanager
-def model_on_workers(client: Client, model: SpectrumCNN) -> Iterator[str]:
-    """Register a :class:`ModelPlugin` for ``model``; yield its name;
-    unregister it on exit (while the scheduler is there)."""
-    plugin = ModelPlugin(model)
-    client.register_plugin(plugin)
-    try:
-        yield plugin.name
-    finally:
-        if client.status == "running":
-            client.unregister_worker_plugin(plugin.name)
+def model_on_workers(client: Client, model: SpectrumCNN):
+    """A context that registers a :class:`ModelPlugin` for ``model``,
+    yields its name and unregisters it on exit (while the scheduler is there)."""
+    return _on_workers(client, ModelPlugin(model))
 
 
 def _score_task(plugin: str, pool_path: str, start: int, stop: int, config, dtype,

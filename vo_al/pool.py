@@ -19,8 +19,8 @@ and :func:`read_file_record`, ``vo-al synth --pool`` generator indices and
 :class:`vo_al.synth.pools.SynthRecords`. Everything else (preprocessing,
 shards, consolidation, attributes, id hashing) is shared.
 
-Memory does not grow with the number of files, except for 8 bytes per
-spectrum of id hashes used to refuse duplicate ids (33 MB for 4.1 M).
+Memory does not grow with the number of files: duplicate ids are refused
+through an index on disk (:mod:`vo_al.duplicates`) in ``POOL.h5.parts/``.
 The layout of the file is documented in ``docs/pool-format.md``.
 """
 
@@ -43,6 +43,7 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_path
+from .duplicates import DuplicateIndex, hash_ids
 from .inputs import RejectedPath, count_input_paths, iter_input_paths
 from .labelfile import LabelTable
 from .preprocess import PreprocessConfig, Quality, preprocess
@@ -67,6 +68,8 @@ __all__ = [
 POOL_FORMAT_VERSION = 1
 _STRING = h5py.string_dtype("utf-8")
 _BATCH = 32  # files per worker task
+#: The duplicate-id index's scratch folder in the shard folder.
+_DUPLICATES = "duplicate-ids"
 
 
 class PoolExistsError(FileExistsError):
@@ -252,33 +255,6 @@ def _skip_done(parts: Path, paths: Iterator[str]) -> int:
 # Stage 2: consolidation
 
 
-def hash_ids(ids) -> np.ndarray:
-    """64-bit BLAKE2b hashes of ids (UTF-8), as uint64."""
-    digests = b"".join(hashlib.blake2b(str(i).encode(), digest_size=8).digest() for i in ids)
-    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
-
-
-class _IdIndex:
-    """Sorted 64-bit hashes of the ids written so far, to refuse duplicates."""
-
-    def __init__(self):
-        self._hashes = np.empty(0, dtype=np.uint64)
-
-    def add_new(self, ids) -> np.ndarray:
-        """Record ``ids``; return a mask of those not seen before (first wins)."""
-        hashes = hash_ids(ids)
-        _, first = np.unique(hashes, return_index=True)
-        fresh = np.zeros(len(ids), dtype=bool)
-        fresh[first] = True
-        position = np.searchsorted(self._hashes, hashes)
-        seen = position < self._hashes.size
-        seen[seen] = self._hashes[position[seen]] == hashes[seen]
-        fresh &= ~seen
-        self._hashes = np.insert(self._hashes, position[fresh], hashes[fresh])
-        self._hashes.sort(kind="stable")
-        return fresh
-
-
 def _create_datasets(h5: h5py.File, length: int, with_labels: bool):
     chunk = 4096
     h5.create_dataset("spectra", (0, length), np.float32, maxshape=(None, length),
@@ -318,7 +294,9 @@ def consolidate(parts, out, config: PreprocessConfig = PreprocessConfig(),
 
     ``out`` is written to a temporary file and renamed, so it only ever appears
     complete. The shards are left in place (the caller removes them once
-    everything it builds from them is done).
+    everything it builds from them is done). Duplicate ids are found first,
+    on disk, in ``parts/duplicate-ids/`` (:class:`~vo_al.duplicates.DuplicateIndex`),
+    which is rebuilt by every call and removed at its end.
 
     Parameters
     ----------
@@ -343,14 +321,16 @@ def consolidate(parts, out, config: PreprocessConfig = PreprocessConfig(),
     if labels is not None and class_names is None:
         class_names = labels.class_names()
     csv_path = rejected_csv_path(out)
-    index = _IdIndex()
-    with atomic_path(out) as temporary, atomic_path(csv_path) as csv_temporary, \
+    shards = _shard_files(parts)
+    with DuplicateIndex(parts / _DUPLICATES) as index, \
+            atomic_path(out) as temporary, atomic_path(csv_path) as csv_temporary, \
             h5py.File(temporary, "w") as h5, \
             open(csv_temporary, "w", newline="", encoding="utf-8") as fh:
+        _find_duplicates(index, shards)
         writer = csv.writer(fh)
         writer.writerow(["path", "reason", "action"])
         _create_datasets(h5, config.n_points, labels is not None)
-        for shard_path in _shard_files(parts):
+        for shard_path in shards:
             shard = _load_shard(shard_path)
             if extra_sink is not None:
                 extra_sink(shard.get("extra", np.full(len(shard["id"]), "")))
@@ -359,12 +339,31 @@ def consolidate(parts, out, config: PreprocessConfig = PreprocessConfig(),
     return report
 
 
+def _find_duplicates(index: DuplicateIndex, shards: list[Path]):
+    """Give ``index`` the ids of every shard, in order, and resolve it."""
+    for shard_path in shards:
+        with np.load(shard_path, allow_pickle=False) as data:
+            index.add(_utf8_array(data["id"]))
+    index.resolve()
+
+
+def _utf8_array(values) -> np.ndarray:
+    """Strings as :func:`~vo_al.spectra.utf8_text` (file names that are not
+    UTF-8 are stored with ``\\xNN`` escapes); one check for a column of
+    valid text, which is returned as it is."""
+    values = np.asarray(values, dtype=str)
+    try:
+        "".join(values.tolist()).encode("utf-8")
+        return values
+    except UnicodeEncodeError:
+        return np.array([utf8_text(v) for v in values.tolist()], dtype=str)
+
+
 def _utf8_columns(shard: dict) -> dict:
-    """The shard with its text columns as :func:`~vo_al.spectra.utf8_text`
-    (file names that are not UTF-8 are stored with ``\\xNN`` escapes)."""
+    """The shard with its text columns as :func:`_utf8_array`."""
     text = ("id", "designation", "source", "reason", "rejected_path", "rejected_reason")
-    return {key: np.array([utf8_text(str(v)) for v in values], dtype=str)
-            if key in text else values for key, values in shard.items()}
+    return {key: _utf8_array(values) if key in text else values
+            for key, values in shard.items()}
 
 
 def _consolidate_shard(h5, writer, shard, index, labels, class_names, report):
@@ -373,7 +372,7 @@ def _consolidate_shard(h5, writer, shard, index, labels, class_names, report):
     for path, reason in zip(shard["rejected_path"], shard["rejected_reason"]):
         writer.writerow([path, reason, "rejected"])
     report.n_rejected += len(shard["rejected_path"])
-    fresh = index.add_new([str(i) for i in shard["id"]])
+    fresh = index.fresh(len(shard["id"]))
     for path, spectrum_id in zip(shard["source"][~fresh], shard["id"][~fresh]):
         writer.writerow([path, f"duplicate id {spectrum_id} of an earlier spectrum", "rejected"])
     report.n_duplicates += int((~fresh).sum())
