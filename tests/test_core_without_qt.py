@@ -27,3 +27,15 @@ def test_every_core_module_imports_with_qt_blocked():
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "imported" in result.stdout
+
+
+def test_the_command_line_parser_loads_no_heavy_library():
+    """``vo-al --help`` and every command's argument parsing start at once:
+    the defaults shown come from vo_al.options, not from the modules that
+    need torch, scipy, astropy, pyvo, h5py or Dask."""
+    script = ("import sys; from vo_al.cli import build_parser; build_parser(); "
+              "print(sorted({'torch', 'scipy', 'astropy', 'pyvo', 'h5py', 'distributed'} "
+              "& set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

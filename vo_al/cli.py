@@ -119,7 +119,7 @@ def _cmd_synth(args) -> int:
 
 def _cmd_synth_pools(args) -> int:
     """``vo-al synth --pool``: the survey straight into pool.h5, train.h5, truth.csv."""
-    from .preprocess import PreprocessConfig
+    from .options import PreprocessConfig
 
     if args.corrupt:
         print("vo-al synth: --corrupt needs files; it cannot be combined with --pool",
@@ -156,7 +156,7 @@ def _write_pools(outdir, config, **survey) -> int:
 def _cmd_ingest(args) -> int:
     from .labelfile import LabelFileError, read_label_csv
     from .pool import InputsChangedError, PoolExistsError, ingest, rejected_csv_path
-    from .preprocess import PreprocessConfig
+    from .options import PreprocessConfig
 
     try:
         labels = read_label_csv(args.labels) if args.labels else None
@@ -278,7 +278,7 @@ def _cmd_demo(args) -> int:
     """A demo survey straight into HDF5, then a simulated loop beside a
     random-query baseline, judged on the spectra the model has not seen."""
     from .curves import plot_curves, summary_table
-    from .preprocess import PreprocessConfig
+    from .options import PreprocessConfig
 
     out = Path(args.dir)
     survey = out / "survey"
@@ -556,7 +556,7 @@ def _catalogues_from(args, workspace) -> list | None:
 
 
 def _cmd_crossmatch(args) -> int:
-    from .tapmatch import TapOptions
+    from .options import TapOptions
 
     if args.tap and not args.table:
         print("vo-al crossmatch: --tap needs --table TABLE", file=sys.stderr)
@@ -766,7 +766,7 @@ def _add_iteration_options(p):
 
 def _add_crossmatch_command(commands):
     from .catalogues import DEFAULT_RADIUS_ARCSEC, VIZIER_TAP
-    from .tapmatch import TapOptions
+    from .options import TapOptions
 
     options = TapOptions()
     p = commands.add_parser("crossmatch", help="match candidates with SIMBAD or a catalogue "
@@ -808,8 +808,7 @@ def _add_crossmatch_command(commands):
 
 
 def _add_fetch_command(commands):
-    from .fetchlabels import KEY_COLUMNS
-    from .ssa import FetchOptions
+    from .options import KEY_COLUMNS, FetchOptions
 
     options = FetchOptions()
     p = commands.add_parser("fetch", help="download the spectra of an SSA archive into a "
@@ -975,7 +974,7 @@ def _add_session_commands(commands):
 
 
 def _add_preprocess_options(p, note: str = ""):
-    from .preprocess import PreprocessConfig
+    from .options import PreprocessConfig
 
     config = PreprocessConfig()
     p.add_argument("--wave-min", type=float, default=config.wave_min,

@@ -22,6 +22,7 @@ from astropy.table import Table
 
 from .atomic import write_text_atomic
 from .fetch import read_manifest
+from .options import KEY_COLUMNS
 from .ssa import FetchError
 
 __all__ = ["LABELS_NAME", "KEY_COLUMNS", "LabelsReport", "read_record_labels",
@@ -29,10 +30,8 @@ __all__ = ["LABELS_NAME", "KEY_COLUMNS", "LabelsReport", "read_record_labels",
 
 #: The labels file's name in the fetch folder.
 LABELS_NAME = "labels.csv"
-#: Columns tried, in order, for the record a row names.
-KEY_COLUMNS = ("did", "obs_publisher_did", "ssa_pubdid", "pubdid", "publisher_did",
-               "obs_id", "id", "file", "title")
 _LABEL_COLUMNS = ("label", "class")
+
 
 
 @dataclass

@@ -1,8 +1,11 @@
-"""The settings of a session, of an iteration and of a scoring run.
+"""The settings of a session, of an iteration, of a scoring run, of the
+preprocessing and of the VO clients.
 
 Plain dataclasses without heavy imports: every door reads its defaults
-from here (the CLI builds its options from them without loading torch).
-:mod:`vo_al.session`, :mod:`vo_al.loop` and :mod:`vo_al.scoring` use them.
+from here (the CLI builds its options from them without loading torch,
+scipy, astropy or pyvo). :mod:`vo_al.session`, :mod:`vo_al.loop`,
+:mod:`vo_al.scoring`, :mod:`vo_al.preprocess`, :mod:`vo_al.tapmatch` and
+:mod:`vo_al.ssa` use them.
 """
 
 from __future__ import annotations
@@ -10,8 +13,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
+import numpy as np
+
 __all__ = ["CONFIG_VERSION", "SessionConfig", "DEFAULT_MC_SAMPLES", "IterationOptions",
-           "PRECISIONS", "ScoreConfig"]
+           "PRECISIONS", "ScoreConfig", "PREPROCESS_VERSION", "BLUR_MODES", "PreprocessConfig",
+           "TapOptions", "FetchOptions", "KEY_COLUMNS"]
 
 #: Version of ``config.json``; bumped with every incompatible change.
 CONFIG_VERSION = 1
@@ -258,3 +264,167 @@ class IterationOptions:
     answer_weight: float = 1.0
     model: str | None = None
     score: ScoreConfig = ScoreConfig()
+
+
+#: Bumped whenever a change to :mod:`vo_al.preprocess` (or to the bad-pixel rule of the
+#: readers it relies on) changes the vectors it produces. 2: LAMOST or-masked
+#: pixels with ivar = 0 are bad; a window without ivar > 0 is ALL_BAD.
+PREPROCESS_VERSION = 2
+
+#: Accepted values of :attr:`PreprocessConfig.blur`.
+BLUR_MODES = ("resolution", "fixed", "none")
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Parameters of :func:`preprocess`; stored with pools and checkpoints.
+
+    Parameters
+    ----------
+    wave_min, wave_max : float
+        Window edges in Å, in the working medium (vacuum by default).
+    n_points : int
+        Length of the output vector.
+    target_resolving_power : float
+        Resolving power everything is degraded to (LAMOST low-res: 1800).
+    blur : {'resolution', 'fixed', 'none'}
+        ``'resolution'``: Gaussian σ from the source and target resolving
+        powers (see :func:`blur_sigma_angstrom`). ``'fixed'``: the paper's
+        Gaussian of ``fixed_blur_pixels`` native pixels, only for spectra
+        whose resolving power is above the target. ``'none'``: no blur.
+    fixed_blur_pixels : float
+        σ in native pixels for ``blur='fixed'``.
+    vacuum : bool
+        Work in vacuum wavelengths (air spectra are converted); when False,
+        work in air (vacuum spectra are converted).
+    max_bad_fraction : float
+        Largest fraction of bad pixels inside the window that is still
+        interpolated over; above it the spectrum is ``TOO_MANY_BAD``.
+    """
+
+    wave_min: float = 6519.0
+    wave_max: float = 6732.0
+    n_points: int = 140
+    target_resolving_power: float = 1800.0
+    blur: str = "resolution"
+    fixed_blur_pixels: float = 7.0
+    vacuum: bool = True
+    max_bad_fraction: float = 0.5
+
+    def __post_init__(self):
+        if not self.wave_max > self.wave_min > 0:
+            raise ValueError(f"need 0 < wave_min < wave_max, got {self.wave_min}, {self.wave_max}")
+        if self.n_points < 2:
+            raise ValueError(f"n_points must be at least 2, got {self.n_points}")
+        if self.blur not in BLUR_MODES:
+            raise ValueError(f"blur must be one of {BLUR_MODES}, not {self.blur!r}")
+        if not self.target_resolving_power > 0 or not self.fixed_blur_pixels >= 0:
+            raise ValueError("target_resolving_power must be > 0 and fixed_blur_pixels >= 0")
+        if not 0.0 <= self.max_bad_fraction <= 1.0:
+            raise ValueError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
+
+    @property
+    def step(self) -> float:
+        """Spacing of the output grid in Å."""
+        return (self.wave_max - self.wave_min) / (self.n_points - 1)
+
+    @property
+    def centre(self) -> float:
+        """Window centre in Å, where blur widths are computed."""
+        return 0.5 * (self.wave_min + self.wave_max)
+
+    def grid(self) -> np.ndarray:
+        """The output wavelength grid, ``linspace(wave_min, wave_max, n_points)``."""
+        return np.linspace(self.wave_min, self.wave_max, self.n_points)
+
+    def to_attrs(self) -> dict:
+        """Flat dict of str/float/int values for HDF5 attrs and checkpoints.
+
+        ``vacuum`` is stored as 0/1; ``preprocess_version`` records
+        :data:`PREPROCESS_VERSION` (ignored by :meth:`from_attrs`, compared by
+        whoever needs pools and models to match).
+        """
+        attrs = {k: int(v) if isinstance(v, bool) else v for k, v in asdict(self).items()}
+        attrs["preprocess_version"] = PREPROCESS_VERSION
+        return attrs
+
+    @classmethod
+    def from_attrs(cls, attrs) -> "PreprocessConfig":
+        """Rebuild a config from :meth:`to_attrs` output (extra keys are ignored).
+
+        Accepts the numpy scalars and bytes that h5py returns.
+
+        Raises
+        ------
+        KeyError
+            When a field is missing: a silent default could mismatch a pool.
+        """
+        values = {}
+        for f in fields(cls):
+            value = attrs[f.name]
+            if isinstance(value, bytes):
+                value = value.decode()
+            if isinstance(value, np.generic):
+                value = value.item()
+            values[f.name] = {"float": float, "int": int, "str": str, "bool": bool}[f.type](value)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TapOptions:
+    """How to talk to a TAP service.
+
+    Attributes
+    ----------
+    chunk_rows : int
+        Candidates uploaded per query (public services cap uploads).
+    mode : {'auto', 'sync', 'async'}
+        ``auto``: one synchronous query when all candidates fit in one
+        chunk, else an async job per chunk.
+    maxrec : int
+        Most result rows asked for per query; a result that overflows it
+        is split in two.
+    tries : int
+        Attempts of each query before a transient failure is an error.
+    backoff_s : float
+        Wait before the second try; doubled for each further one.
+    timeout_s : float
+        Most seconds without an answer (sync) or for a job to finish (async).
+    """
+
+    chunk_rows: int = 10_000
+    mode: str = "auto"
+    maxrec: int = 100_000
+    tries: int = 4
+    backoff_s: float = 2.0
+    timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """How to talk to an SSA service and its file server.
+
+    Attributes
+    ----------
+    workers : int
+        Downloads at a time.
+    tries : int
+        Attempts of each request before a transient failure is an error.
+    backoff_s : float
+        Wait before the second try; doubled for each further one.
+    timeout_s : float
+        Most seconds without an answer.
+    maxrec : int
+        Most records asked for per query; a query with more is an error
+        (narrow the search).
+    """
+
+    workers: int = 4
+    tries: int = 4
+    backoff_s: float = 2.0
+    timeout_s: float = 120.0
+    maxrec: int = 100_000
+
+
+#: Columns tried, in order, for the record a row of ``vo-al fetch --labels-from`` names.
+KEY_COLUMNS = ("did", "obs_publisher_did", "ssa_pubdid", "pubdid", "publisher_did",
+               "obs_id", "id", "file", "title")

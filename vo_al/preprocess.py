@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import enum
 import functools
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+
+from .options import BLUR_MODES, PREPROCESS_VERSION, PreprocessConfig
 
 __all__ = [
     "Quality",
@@ -46,16 +48,8 @@ __all__ = [
     "PREPROCESS_VERSION",
 ]
 
-#: Bumped whenever a change to this module (or to the bad-pixel rule of the
-#: readers it relies on) changes the vectors it produces. 2: LAMOST or-masked
-#: pixels with ivar = 0 are bad; a window without ivar > 0 is ALL_BAD.
-PREPROCESS_VERSION = 2
-
 #: FWHM of a Gaussian in units of its σ, 2·sqrt(2·ln 2).
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-
-#: Accepted values of :attr:`PreprocessConfig.blur`.
-BLUR_MODES = ("resolution", "fixed", "none")
 
 #: Gaussian kernels are cut at this many σ (scipy's ``truncate``); the slice
 #: cut around the window keeps at least this margin.
@@ -94,101 +88,6 @@ QUALITY_REASONS = {
     Quality.FLAT_OR_ZERO: "the flux in the window is flat or zero",
     Quality.TOO_MANY_BAD: "too many bad pixels in the window",
 }
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    """Parameters of :func:`preprocess`; stored with pools and checkpoints.
-
-    Parameters
-    ----------
-    wave_min, wave_max : float
-        Window edges in Å, in the working medium (vacuum by default).
-    n_points : int
-        Length of the output vector.
-    target_resolving_power : float
-        Resolving power everything is degraded to (LAMOST low-res: 1800).
-    blur : {'resolution', 'fixed', 'none'}
-        ``'resolution'``: Gaussian σ from the source and target resolving
-        powers (see :func:`blur_sigma_angstrom`). ``'fixed'``: the paper's
-        Gaussian of ``fixed_blur_pixels`` native pixels, only for spectra
-        whose resolving power is above the target. ``'none'``: no blur.
-    fixed_blur_pixels : float
-        σ in native pixels for ``blur='fixed'``.
-    vacuum : bool
-        Work in vacuum wavelengths (air spectra are converted); when False,
-        work in air (vacuum spectra are converted).
-    max_bad_fraction : float
-        Largest fraction of bad pixels inside the window that is still
-        interpolated over; above it the spectrum is ``TOO_MANY_BAD``.
-    """
-
-    wave_min: float = 6519.0
-    wave_max: float = 6732.0
-    n_points: int = 140
-    target_resolving_power: float = 1800.0
-    blur: str = "resolution"
-    fixed_blur_pixels: float = 7.0
-    vacuum: bool = True
-    max_bad_fraction: float = 0.5
-
-    def __post_init__(self):
-        if not self.wave_max > self.wave_min > 0:
-            raise ValueError(f"need 0 < wave_min < wave_max, got {self.wave_min}, {self.wave_max}")
-        if self.n_points < 2:
-            raise ValueError(f"n_points must be at least 2, got {self.n_points}")
-        if self.blur not in BLUR_MODES:
-            raise ValueError(f"blur must be one of {BLUR_MODES}, not {self.blur!r}")
-        if not self.target_resolving_power > 0 or not self.fixed_blur_pixels >= 0:
-            raise ValueError("target_resolving_power must be > 0 and fixed_blur_pixels >= 0")
-        if not 0.0 <= self.max_bad_fraction <= 1.0:
-            raise ValueError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
-
-    @property
-    def step(self) -> float:
-        """Spacing of the output grid in Å."""
-        return (self.wave_max - self.wave_min) / (self.n_points - 1)
-
-    @property
-    def centre(self) -> float:
-        """Window centre in Å, where blur widths are computed."""
-        return 0.5 * (self.wave_min + self.wave_max)
-
-    def grid(self) -> np.ndarray:
-        """The output wavelength grid, ``linspace(wave_min, wave_max, n_points)``."""
-        return np.linspace(self.wave_min, self.wave_max, self.n_points)
-
-    def to_attrs(self) -> dict:
-        """Flat dict of str/float/int values for HDF5 attrs and checkpoints.
-
-        ``vacuum`` is stored as 0/1; ``preprocess_version`` records
-        :data:`PREPROCESS_VERSION` (ignored by :meth:`from_attrs`, compared by
-        whoever needs pools and models to match).
-        """
-        attrs = {k: int(v) if isinstance(v, bool) else v for k, v in asdict(self).items()}
-        attrs["preprocess_version"] = PREPROCESS_VERSION
-        return attrs
-
-    @classmethod
-    def from_attrs(cls, attrs) -> "PreprocessConfig":
-        """Rebuild a config from :meth:`to_attrs` output (extra keys are ignored).
-
-        Accepts the numpy scalars and bytes that h5py returns.
-
-        Raises
-        ------
-        KeyError
-            When a field is missing: a silent default could mismatch a pool.
-        """
-        values = {}
-        for f in fields(cls):
-            value = attrs[f.name]
-            if isinstance(value, bytes):
-                value = value.decode()
-            if isinstance(value, np.generic):
-                value = value.item()
-            values[f.name] = {"float": float, "int": int, "str": str, "bool": bool}[f.type](value)
-        return cls(**values)
 
 
 @dataclass

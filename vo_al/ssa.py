@@ -26,6 +26,7 @@ from pyvo.dal import SSAService
 from pyvo.dal.exceptions import (DALFormatError, DALOverflowWarning, DALQueryError,
                                  DALServiceError)
 
+from .options import FetchOptions
 from .vohttp import GaveUp, TimeoutSession, unwrap, with_retries
 
 __all__ = ["FetchError", "FetchOptions", "SsaRecord", "DATALINK_FORMAT", "search",
@@ -43,32 +44,6 @@ _DEC_NAMES = ("dec", "dec_deg", "dej2000", "_dej2000", "de_icrs", "dec_icrs", "s
 class FetchError(Exception):
     """A fetch cannot go on: the message names the service or file and
     what failed."""
-
-
-@dataclass(frozen=True)
-class FetchOptions:
-    """How to talk to an SSA service and its file server.
-
-    Attributes
-    ----------
-    workers : int
-        Downloads at a time.
-    tries : int
-        Attempts of each request before a transient failure is an error.
-    backoff_s : float
-        Wait before the second try; doubled for each further one.
-    timeout_s : float
-        Most seconds without an answer.
-    maxrec : int
-        Most records asked for per query; a query with more is an error
-        (narrow the search).
-    """
-
-    workers: int = 4
-    tries: int = 4
-    backoff_s: float = 2.0
-    timeout_s: float = 120.0
-    maxrec: int = 100_000
 
 
 @dataclass(frozen=True)

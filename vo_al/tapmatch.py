@@ -15,7 +15,6 @@ import io
 import re
 import time
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import requests
@@ -26,39 +25,10 @@ from pyvo.dal.exceptions import (DALFormatError, DALOverflowWarning, DALQueryErr
 
 from .cancel import Cancelled, check_cancel
 from .catalogues import Catalogue, CrossmatchError, resolve_columns
+from .options import TapOptions
 from .vohttp import GaveUp, TimeoutSession, sleep_unless_cancelled, with_retries
 
 __all__ = ["TapOptions", "TapCatalogue"]
-
-@dataclass(frozen=True)
-class TapOptions:
-    """How to talk to a TAP service.
-
-    Attributes
-    ----------
-    chunk_rows : int
-        Candidates uploaded per query (public services cap uploads).
-    mode : {'auto', 'sync', 'async'}
-        ``auto``: one synchronous query when all candidates fit in one
-        chunk, else an async job per chunk.
-    maxrec : int
-        Most result rows asked for per query; a result that overflows it
-        is split in two.
-    tries : int
-        Attempts of each query before a transient failure is an error.
-    backoff_s : float
-        Wait before the second try; doubled for each further one.
-    timeout_s : float
-        Most seconds without an answer (sync) or for a job to finish (async).
-    """
-
-    chunk_rows: int = 10_000
-    mode: str = "auto"
-    maxrec: int = 100_000
-    tries: int = 4
-    backoff_s: float = 2.0
-    timeout_s: float = 300.0
-
 
 def _identifier(name: str) -> str:
     """An ADQL column reference: quoted only when it is not a regular identifier."""

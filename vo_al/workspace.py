@@ -445,7 +445,7 @@ class Workspace:
             Match every candidate again, not only those not matched yet.
         iteration : int, optional
             Whose predictions make the candidates (default: the latest).
-        options : vo_al.tapmatch.TapOptions, optional
+        options : vo_al.options.TapOptions, optional
         progress : callable, optional
             ``progress(name, done, total)``.
         cancel : threading.Event-like, optional
@@ -462,7 +462,7 @@ class Workspace:
         vo_al.cancel.Cancelled
         """
         from .crossmatch import crossmatch
-        from .tapmatch import TapOptions
+        from .options import TapOptions
 
         with Session.open(self.directory) as session:
             return crossmatch(session, catalogues, refresh=refresh, iteration=iteration,
