@@ -3,6 +3,11 @@
 A file is opened once; every registered reader's ``identify`` looks at the
 open HDU list (headers only), the highest-priority reader that claims it
 reads it. An ``identify`` that raises is taken as "not mine".
+
+A source that starts with :data:`SYNTH_PREFIX` is no file: it names a
+file of the synthetic survey that ``vo-al synth --pool`` did not write;
+:mod:`vo_al.synth.regenerate` makes its bytes again, and they are read
+like a file's.
 """
 
 from __future__ import annotations
@@ -29,7 +34,11 @@ __all__ = [
     "readers",
     "identify_format",
     "read_spectrum",
+    "SYNTH_PREFIX",
 ]
+
+#: Sources of synthetic spectra, regenerated instead of read (docs/synth.md).
+SYNTH_PREFIX = "synth:"
 
 
 @dataclass(frozen=True)
@@ -86,9 +95,19 @@ def _claims(reader: Reader, hdul) -> bool:
         return False
 
 
+def _regenerated(source: str) -> bytes:
+    """The FITS bytes a ``synth:`` source stands for (imported here: vo_al.synth uses
+    this package)."""
+    from ..synth.regenerate import regenerate_file
+
+    return regenerate_file(source)
+
+
 def _open(path) -> fits.HDUList:
-    """The HDUs of ``path``, read within the bounds of :mod:`vo_al.spectra.fitsbytes`."""
-    data = read_fits_bytes(path)
+    """The HDUs of ``path``, read within the bounds of :mod:`vo_al.spectra.fitsbytes`,
+    or of the file a ``synth:`` source stands for."""
+    synthetic = isinstance(path, str) and path.startswith(SYNTH_PREFIX)
+    data = _regenerated(path) if synthetic else read_fits_bytes(path)
     try:
         return fits.HDUList.fromstring(data)
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError, ...
@@ -97,6 +116,8 @@ def _open(path) -> fits.HDUList:
 
 def identify_format(path) -> str:
     """Name of the reader that would read ``path``.
+
+    ``path`` may be a ``synth:`` source: the file it stands for.
 
     Raises
     ------
@@ -110,6 +131,7 @@ def identify_format(path) -> str:
     FileNotFoundError
         When the path does not exist.
     """
+    path = os.fspath(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         with _open(path) as hdul:
@@ -136,7 +158,9 @@ def read_spectrum(path) -> Spectrum:
     Parameters
     ----------
     path : str or path-like
-        A FITS file, optionally gzipped.
+        A FITS file, optionally gzipped; or a ``synth:`` source, read as
+        the file it stands for, made again by
+        :func:`vo_al.synth.regenerate.regenerate_file`.
 
     Returns
     -------
@@ -148,6 +172,10 @@ def read_spectrum(path) -> Spectrum:
         All are :class:`SpectrumReadError`, carrying ``path`` and ``reason``;
         a :class:`RefusedFile` (not a regular file, or over the size bounds
         of :mod:`vo_al.spectra.fitsbytes`) is raised before any data is read.
+        A ``synth:`` source that names no file of the generator raises
+        :class:`UnsupportedFormat` (a parameter missing, as in pools written
+        before sources held the emission fraction) or :class:`CorruptFile`
+        (arguments that make another file).
     FileNotFoundError
         When the path does not exist.
     """

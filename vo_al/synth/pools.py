@@ -3,7 +3,9 @@
 :func:`generate_pools` runs the same generator as :func:`generate_survey`
 (:func:`~vo_al.synth.lamost_files.lamost_spectrum` and
 :func:`~vo_al.synth.ccd700_files.ccd700_spectrum` give the
-:class:`~vo_al.spectra.Spectrum` a reader would make of the file) through
+:class:`~vo_al.spectra.Spectrum` a reader would make of the file; its
+``source`` is a ``synth:`` source that :func:`vo_al.spectra.read_spectrum`
+regenerates, see :mod:`vo_al.synth.regenerate`) through
 the pool builder of :mod:`vo_al.pool` (:func:`~vo_al.pool.write_shards`
 and :func:`~vo_al.pool.consolidate`, the machinery of ``vo-al ingest``), so
 ``OUTDIR/pool.h5`` (LAMOST, unlabelled) and ``OUTDIR/train.h5`` (Ondřejov,
@@ -37,6 +39,7 @@ from ..pool import (
 from ..preprocess import PreprocessConfig
 from .ccd700_files import ccd700_spectrum
 from .lamost_files import lamost_spectrum
+from .regenerate import SynthSource
 from .survey import checked_arguments
 from .truth import TRUTH_COLUMNS
 
@@ -53,8 +56,9 @@ class SynthRecords:
 
     Items are ``synth:<instrument>:<seed>:<emission_fraction>:<index>``
     (the fingerprint of a resumed run thus covers the parameters); the
-    ``extra`` string is the file's truth.csv row as JSON. Picklable, for the
-    worker processes.
+    ``extra`` string is the file's truth.csv row as JSON; the spectrum's
+    ``source`` is its ``synth:`` source (:mod:`vo_al.synth.regenerate`).
+    Picklable, for the worker processes.
     """
 
     instrument: str
@@ -72,7 +76,7 @@ class SynthRecords:
             spectrum, row = lamost_spectrum(self.seed, index, self.emission_fraction)
         else:
             spectrum, row = ccd700_spectrum(self.seed, index)
-        spectrum.source = f"synth:{row['file']}?seed={self.seed}&index={index}"
+        spectrum.source = str(SynthSource(row["file"], self.seed, index, self.emission_fraction))
         row.update(seed=self.seed, index=index)
         return spectrum, json.dumps(row)
 
