@@ -64,7 +64,7 @@ def test_demo_runs_end_to_end_without_a_display(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     demo = tmp_path / "demo"
     arguments = ["demo", "--dir", str(demo), "--lamost", "300", "--ondrejov", "150",
-                 "--max-epochs", "1", "--workers", "1", "--query-size", "10", "--baseline"]
+                 "--max-epochs", "1", "--workers", "1", "--query-size", "10"]
     assert main([*arguments, "--iterations", "1"]) == 0
     out = capsys.readouterr().out
     assert "entropy iteration  1: error on unseen" in out

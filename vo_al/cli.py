@@ -325,12 +325,12 @@ def _demo_loop(args, survey: Path, session_dir: Path) -> dict | None:
                   f"(its labels are kept; --dir elsewhere starts afresh)")
         try:
             workspace.simulate(survey / "truth.csv", left, options, on_iteration=show,
-                               progress=progress, baseline="random" if args.baseline else None)
+                               progress=progress, baseline=None if args.no_baseline else "random")
         finally:
             progress.close()
         results = {workspace.config.strategy: workspace.simulation_records()}
     twin = session_dir / "baselines" / "random"
-    if args.baseline and twin.is_dir():
+    if not args.no_baseline and twin.is_dir():
         with Workspace.open(twin) as baseline:
             results["random"] = baseline.simulation_records()
     return results
@@ -1043,8 +1043,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of interesting pool spectra (ten times the real 0.003, so a "
                         "small demo has something to find)")
     p.add_argument("--iterations", type=int, default=8, help="simulated iterations")
-    p.add_argument("--baseline", action="store_true",
-                   help="also run a random-query twin for comparison (twice the time)")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the random-query twin that the strategy is compared with "
+                        "(half the time)")
     p.add_argument("--query-size", type=int, default=50, help="queries per iteration")
     p.add_argument("--estimate-size", type=int, default=10,
                    help="estimate sample per iteration (small: a small pool's interesting "
