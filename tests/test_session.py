@@ -50,39 +50,17 @@ def ids(pools):
 
 
 # --------------------------------------------------------------------------
-# The id index
+# The id index on real pools (its table file and memory: tests/test_idindex.py)
 
 
 def test_index_finds_every_row_and_refuses_unknown_ids(pools, tmp_path):
     _, pool, ids = pools
-    index = IdIndex.build(pool, tmp_path / "index.npz", chunk_rows=5)
+    index = IdIndex.build(pool, tmp_path / "index.bin", chunk_rows=5)
     assert len(index) == len(ids)
     rows = index.rows(ids[::-1] + ["nope", ids[3]])
     assert rows.dtype == np.int64
     assert rows.tolist() == list(range(len(ids)))[::-1] + [-1, 3]
     assert index.rows([]).size == 0
-
-
-def test_index_cache_is_reused_until_the_pool_changes(pools, tmp_path, monkeypatch):
-    _, pool, ids = pools
-    cache = tmp_path / "index.npz"
-    IdIndex.build(pool, cache)
-    assert cache.is_file() and not cache.with_name("index.npz.tmp").exists()
-
-    def no_scan(*args):
-        raise AssertionError("the pool was scanned again")
-
-    monkeypatch.setattr(idindex, "_scan", no_scan)
-    assert IdIndex.build(pool, cache).rows([ids[2]]).tolist() == [2]
-    monkeypatch.undo()
-    stat = pool.stat()
-    os.utime(pool, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    monkeypatch.setattr(idindex, "_scan", no_scan)
-    with pytest.raises(AssertionError, match="scanned again"):
-        IdIndex.build(pool, cache)
-    cache.write_bytes(b"garbage")
-    monkeypatch.undo()
-    assert IdIndex.build(pool, cache).rows([ids[1]]).tolist() == [1]
 
 
 def test_hash_collisions_never_give_a_wrong_row(pools, monkeypatch):

@@ -8,9 +8,9 @@ row grows with the pool:
 
 1. :meth:`DuplicateIndex.add` appends the hashes of each shard's ids to
    ``hashes.u8`` (8 bytes per row, in row order).
-2. :meth:`DuplicateIndex.resolve` splits them by ``hash % n_buckets`` into
-   bucket files of ``(hash, row)`` pairs, in row order, with
-   :data:`BUCKET_ROWS` rows per bucket on average: equal hashes share a
+2. :meth:`DuplicateIndex.resolve` splits them by hash range into bucket
+   files of ``(hash, row)`` pairs, in row order, with :data:`BUCKET_ROWS`
+   rows per bucket on average (:class:`HashBuckets`): equal hashes share a
    bucket. Each bucket is read back in slices of at most
    :data:`BUCKET_ROWS` rows against the sorted set of its hashes seen so
    far, and the rows found again are flagged in ``duplicate.u1`` (one byte
@@ -22,6 +22,10 @@ go to disk and back once, and it is sorted within one slice, whatever the
 pool's size: about 5 ms per 4,096-row shard, most of it hashing, and at
 most about 45 MB of memory: one slice and one bucket's distinct hashes
 (``benchmarks/idindex.py``).
+
+:class:`HashBuckets` also sorts the session's id index on disk
+(:mod:`vo_al.idindex`): its buckets are hash ranges, so that the buckets
+sorted one at a time and written in order are one sorted table.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ import hashlib
 import shutil
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-__all__ = ["BUCKET_ROWS", "DuplicateIndex", "hash_ids"]
+__all__ = ["BUCKET_ROWS", "DuplicateIndex", "HashBuckets", "hash_ids"]
 
 #: Rows per bucket on average, and most rows held in memory at once.
 BUCKET_ROWS = 1 << 19
@@ -43,6 +48,85 @@ def hash_ids(ids) -> np.ndarray:
     """64-bit BLAKE2b hashes of ids (UTF-8), as uint64."""
     digests = b"".join(hashlib.blake2b(str(i).encode(), digest_size=8).digest() for i in ids)
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+
+
+class HashBuckets:
+    """``(hash, row)`` pairs split by hash range into bucket files on disk.
+
+    Bucket ``b`` of ``n`` holds the hashes ``h`` whose top 32 bits ``t``
+    give ``⌊t·n / 2³²⌋ = b``: equal hashes share a bucket, every hash of
+    bucket ``b`` is below every hash of bucket ``b + 1``, and hashes spread
+    evenly. A file holds its pairs (two uint64 each) in the order they were
+    appended.
+
+    Parameters
+    ----------
+    folder : path-like
+        An existing folder; the files are ``bucket-NNNNN.u8`` there.
+    n_rows : int
+        Rows that will be appended: sets the number of buckets.
+    bucket_rows : int
+        Rows per bucket on average.
+
+    Attributes
+    ----------
+    n_rows : int
+    paths : list of Path
+        The bucket files, in hash order.
+    """
+
+    def __init__(self, folder, n_rows: int, bucket_rows: int):
+        self.n_rows = n_rows
+        n_buckets = -(-n_rows // bucket_rows)  # none for no rows
+        self.paths = [Path(folder) / f"bucket-{b:05d}.u8" for b in range(n_buckets)]
+        for path in self.paths:
+            path.write_bytes(b"")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def append(self, hashes: np.ndarray, start: int) -> None:
+        """Append rows ``start, start + 1, …``, whose ids hash to ``hashes``.
+
+        Parameters
+        ----------
+        hashes : ndarray of uint64
+        start : int
+            The row of ``hashes[0]``.
+        """
+        top = (hashes >> np.uint64(32)) * np.uint64(len(self.paths))
+        bucket = (top >> np.uint64(32)).astype(np.intp)
+        order = np.argsort(bucket, kind="stable")
+        pairs = np.empty((hashes.size, 2), dtype=np.uint64)
+        pairs[:, 0] = hashes[order]
+        pairs[:, 1] = order
+        pairs[:, 1] += np.uint64(start)
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(bucket, minlength=len(self.paths)))))
+        for path, low, high in zip(self.paths, bounds[:-1], bounds[1:]):
+            if high > low:
+                with open(path, "ab") as fh:
+                    fh.write(pairs[low:high])
+
+    def slices(self, bucket: int, rows: int | None = None) -> Iterator[np.ndarray]:
+        """Read one bucket back once, in appended order; its file is then removed.
+
+        Parameters
+        ----------
+        bucket : int
+        rows : int, optional
+            Most pairs per slice; default: the whole bucket in one slice.
+
+        Yields
+        ------
+        ndarray of uint64, shape (k, 2)
+            ``(hash, row)`` pairs.
+        """
+        path = self.paths[bucket]
+        count = -1 if rows is None else 2 * rows
+        with open(path, "rb") as fh:
+            while (pairs := np.fromfile(fh, dtype=np.uint64, count=count).reshape(-1, 2)).size:
+                yield pairs
+        path.unlink()
 
 
 class _SeenHashes:
@@ -130,7 +214,8 @@ class DuplicateIndex:
         with open(flags, "wb") as fh:
             fh.truncate(self.n_rows)
         buckets = self._split()
-        duplicates = sum(self._resolve_bucket(bucket, flags) for bucket in buckets)
+        duplicates = sum(self._resolve_bucket(buckets.slices(b, self.bucket_rows), flags)
+                         for b in range(len(buckets)))
         self._flag_file = self._stack.enter_context(open(flags, "rb"))
         return duplicates
 
@@ -148,44 +233,26 @@ class DuplicateIndex:
         """
         return np.fromfile(self._flag_file, dtype=np.uint8, count=n) == 0
 
-    def _split(self) -> list[Path]:
+    def _split(self) -> HashBuckets:
         """Write the ``(hash, row)`` pairs into bucket files, in row order."""
-        n_buckets = -(-self.n_rows // self.bucket_rows)  # none for no rows
-        paths = [self.folder / f"bucket-{b:05d}.u8" for b in range(n_buckets)]
+        buckets = HashBuckets(self.folder, self.n_rows, self.bucket_rows)
         with open(self.folder / "hashes.u8", "rb") as source:
             for start in range(0, self.n_rows, self.bucket_rows):
-                hashes = np.fromfile(source, dtype=np.uint64, count=self.bucket_rows)
-                _append_buckets(paths, hashes, start)
+                buckets.append(np.fromfile(source, dtype=np.uint64, count=self.bucket_rows),
+                               start)
         (self.folder / "hashes.u8").unlink()
-        return paths
+        return buckets
 
-    def _resolve_bucket(self, path: Path, flags: Path) -> int:
-        """Flag the rows of one bucket whose hash came earlier; remove the bucket."""
+    @staticmethod
+    def _resolve_bucket(slices: Iterator[np.ndarray], flags: Path) -> int:
+        """Flag the rows of one bucket's ``slices`` whose hash came earlier."""
         seen, found = _SeenHashes(), 0
-        with open(path, "rb") as fh:
-            while (pairs := np.fromfile(fh, dtype=np.uint64,
-                                        count=2 * self.bucket_rows).reshape(-1, 2)).size:
-                rows = pairs[~seen.add_new(pairs[:, 0]), 1]
-                found += rows.size
-                if rows.size:
-                    _set_flags(flags, rows)
-        path.unlink()
+        for pairs in slices:
+            rows = pairs[~seen.add_new(pairs[:, 0]), 1]
+            found += rows.size
+            if rows.size:
+                _set_flags(flags, rows)
         return found
-
-
-def _append_buckets(paths: list[Path], hashes: np.ndarray, start: int) -> None:
-    """Append rows ``start…`` (their ``hashes``) to the bucket files ``paths``
-    as ``(hash, row)`` pairs, each file in row order."""
-    bucket = (hashes % np.uint64(len(paths))).astype(np.uint32)
-    order = np.argsort(bucket, kind="stable")
-    pairs = np.empty((hashes.size, 2), dtype=np.uint64)
-    pairs[:, 0] = hashes[order]
-    pairs[:, 1] = order
-    pairs[:, 1] += np.uint64(start)
-    bounds = np.concatenate(([0], np.cumsum(np.bincount(bucket, minlength=len(paths)))))
-    for path, low, high in zip(paths, bounds[:-1], bounds[1:]):
-        with open(path, "ab") as fh:  # created even when empty
-            fh.write(pairs[low:high])
 
 
 def _set_flags(flags: Path, rows: np.ndarray) -> None:

@@ -1,26 +1,44 @@
-"""Find pool rows by spectrum id without holding millions of strings.
+"""Find pool rows by spectrum id, in memory that does not grow with the pool.
 
-The index keeps the sorted 64-bit BLAKE2b hashes of the pool's ids and the
-matching row numbers: 16 bytes per spectrum (66 MB for LAMOST DR2's 4.1 M).
-A hit is confirmed by reading the real id at that row, so a hash collision
-can never turn into a label on the wrong spectrum. The index is cached in an
-``.npz`` file together with the pool's size and modification time, and
-rebuilt when the pool changes.
+The index is a table in a file, read through a memory map: a header, the
+sorted 64-bit BLAKE2b hashes of the pool's ids, then the row of each hash
+(16 bytes per spectrum on disk, 320 MB for 20 M). A lookup binary-searches
+the mapped hashes, touching O(log n) pages, which the operating system
+caches outside the process. A hit is confirmed by reading the real id at
+that row, so a hash collision can never turn into a label on the wrong
+spectrum.
+
+Building streams the pool's ``id`` column in chunks into hash-range buckets
+on disk (:class:`~vo_al.duplicates.HashBuckets`), then sorts one bucket at a
+time and writes it after the previous ones, so at most one bucket
+(:data:`~vo_al.duplicates.BUCKET_ROWS` pairs on average) is in memory. The
+table records the pool's size and modification time and is rebuilt when
+they change or when it cannot be read; it is written through
+:func:`~vo_al.atomic.atomic_path`.
 """
 
 from __future__ import annotations
 
-import zipfile
+import mmap
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from . import duplicates
 from .atomic import atomic_path
-from .pool import PoolReader, hash_ids
+from .duplicates import HashBuckets, hash_ids
+from .pool import PoolReader
 
 __all__ = ["IdIndex", "hash_ids", "read_rows"]
 
-_CACHE_VERSION = 1
+_MAGIC = b"vo-al-ix"
+_VERSION = 2  # 1 was an .npz loaded whole
+#: The table's header; ``count`` hashes (<u8), then ``count`` rows (<i8) follow.
+_HEADER = np.dtype([("magic", "S8"), ("version", "<u8"), ("pool_size", "<u8"),
+                    ("pool_mtime_ns", "<i8"), ("count", "<u8")])
 
 #: Rows closer than this are read in one slice when reading scattered rows.
 _READ_GAP = 256
@@ -54,37 +72,106 @@ def _stamp(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _scan(pool_path: Path, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stream the id column; sorted hashes and their rows."""
+def _header(stamp: tuple[int, int], count: int) -> bytes:
+    return np.array([(_MAGIC, _VERSION, *stamp, count)], dtype=_HEADER).tobytes()
+
+
+def _open_table(path: Path, stamp: tuple[int, int]):
+    """Mapped ``(hashes, rows)`` of a table made for this pool state, else None."""
+    try:  # one open file throughout: a table renamed over it meanwhile is not mixed in
+        with open(path, "rb") as fh:
+            header = np.fromfile(fh, dtype=_HEADER, count=1)
+            size = os.fstat(fh.fileno()).st_size
+            if header.size == 0 or not _matches(header[0], stamp, size):
+                return None  # unreadable, another version or another pool state: rebuilt
+            return _map(fh, int(header[0]["count"]))
+    except OSError:
+        return None
+
+
+def _matches(header, stamp: tuple[int, int], size: int) -> bool:
+    """Whether a table header is this version's, for this pool state and whole."""
+    count = int(header["count"])
+    return (header["magic"] == _MAGIC and int(header["version"]) == _VERSION
+            and (int(header["pool_size"]), int(header["pool_mtime_ns"])) == stamp
+            and size == _HEADER.itemsize + 16 * count)
+
+
+def _map(fh, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The table's hashes and rows, as arrays over one read-only map of the file.
+
+    Lookups read a few scattered pages, so the kernel is told not to read
+    ahead around them (a table not in its page cache is read a page per probe).
+    """
+    mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    if hasattr(mapped, "madvise"):  # not on Windows
+        mapped.madvise(mmap.MADV_RANDOM)
+    hashes = np.frombuffer(mapped, dtype="<u8", count=count, offset=_HEADER.itemsize)
+    rows = np.frombuffer(mapped, dtype="<i8", count=count, offset=_HEADER.itemsize + 8 * count)
+    return hashes, rows
+
+
+def _split_ids(pool_path: Path, folder: Path, chunk_rows: int, bucket_rows: int) -> HashBuckets:
+    """Stream the pool's id column into hash-range buckets in ``folder``."""
     with PoolReader(pool_path) as pool:
-        parts = [hash_ids(chunk["id"]) for _, chunk in pool.iter_chunks(chunk_rows, ("id",))]
-    hashes = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
-    del parts
-    order = np.argsort(hashes, kind="stable")
-    return hashes[order], order.astype(np.int64)
+        buckets = HashBuckets(folder, len(pool), bucket_rows)
+        for start, chunk in pool.iter_chunks(chunk_rows, ("id",)):
+            buckets.append(hash_ids(chunk["id"]), start)
+    return buckets
 
 
-def _load_cache(cache_path: Path, stamp: tuple[int, int]):
-    """``(hashes, rows)`` from a cache made for this pool state, else None."""
+def _write_sorted(fh, buckets: HashBuckets) -> None:
+    """Write the table's hashes and rows after its header, one bucket at a time.
+
+    A bucket is read in one slice, so each is sorted whole; the buckets are
+    hash ranges in order, so the table is sorted.
+    """
+    done = 0
+    for bucket in range(len(buckets)):
+        for pairs in buckets.slices(bucket):
+            order = np.argsort(pairs[:, 0], kind="stable")
+            for column, first in ((0, 0), (1, buckets.n_rows)):
+                fh.seek(_HEADER.itemsize + 8 * (first + done))
+                fh.write(pairs[order, column])
+            done += order.size
+
+
+def _alive(pid: int) -> bool:
     try:
-        with np.load(cache_path, allow_pickle=False) as data:
-            recorded = (int(data["pool_size"]), int(data["pool_mtime_ns"]))
-            if int(data["version"]) != _CACHE_VERSION or recorded != stamp:
-                return None
-            return data["hashes"], data["rows"]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None  # missing or unreadable: a cache is rebuilt, never trusted
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
-def _save_cache(cache_path: Path, stamp: tuple[int, int], hashes, rows):
-    """Write the cache atomically."""
-    with atomic_path(cache_path) as temporary, open(temporary, "wb") as fh:
-        np.savez(fh, version=_CACHE_VERSION, pool_size=stamp[0], pool_mtime_ns=stamp[1],
-                 hashes=hashes, rows=rows)
+def _remove_killed_builds(cache_path: Path) -> None:
+    """Remove the bucket folders of builds whose process is gone (killed
+    mid-build: up to 32 bytes per spectrum), never one still building."""
+    for folder in cache_path.parent.glob(f".{cache_path.name}.*.buckets"):
+        pid = folder.name[len(cache_path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _build_table(pool_path: Path, cache_path: Path, stamp: tuple[int, int], chunk_rows: int,
+                 bucket_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Write the pool's table to ``cache_path`` atomically; its mapped arrays."""
+    _remove_killed_builds(cache_path)
+    with tempfile.TemporaryDirectory(dir=cache_path.parent,
+                                     prefix=f".{cache_path.name}.{os.getpid()}.",
+                                     suffix=".buckets") as scratch:
+        buckets = _split_ids(pool_path, Path(scratch), chunk_rows, bucket_rows)
+        with atomic_path(cache_path) as temporary:
+            with open(temporary, "wb") as fh:
+                fh.write(_header(stamp, buckets.n_rows))
+                _write_sorted(fh, buckets)
+            return _open_table(temporary, stamp)  # mapped before the rename: no race
 
 
 class IdIndex:
-    """Spectrum id → pool row, 16 bytes per spectrum.
+    """Spectrum id → pool row, through a sorted table on disk.
 
     Build it with :meth:`build`; the constructor takes ready arrays.
 
@@ -93,7 +180,7 @@ class IdIndex:
     pool_path : path-like
         The pool the index describes (read to confirm hits).
     hashes : ndarray of uint64
-        Sorted id hashes (see :func:`hash_ids`).
+        Sorted id hashes (see :func:`hash_ids`), usually memory-mapped.
     rows : ndarray of int64
         ``rows[i]`` is the pool row whose id hashes to ``hashes[i]``.
     """
@@ -104,34 +191,38 @@ class IdIndex:
         self._rows = rows
 
     @classmethod
-    def build(cls, pool_path, cache_path=None, *, chunk_rows: int = 65536) -> "IdIndex":
-        """The index of a pool, from the cache when it matches the pool.
+    def build(cls, pool_path, cache_path=None, *, chunk_rows: int = 16384,
+              bucket_rows: int | None = None) -> "IdIndex":
+        """The index of a pool, from its table file when it matches the pool.
 
         Parameters
         ----------
         pool_path : path-like
             A pool file.
         cache_path : path-like, optional
-            An ``.npz`` cache. Used when it records the pool's current size
-            and modification time; otherwise the pool's ids are streamed and
-            the cache (re)written.
+            The table file. Used when it records the pool's current size and
+            modification time; otherwise the pool's ids are streamed and the
+            file (re)written. Without one the table goes to a temporary
+            folder (``TMPDIR``) and is removed once the index is gone.
         chunk_rows : int
             Ids read per chunk while streaming.
+        bucket_rows : int, optional
+            Ids sorted in memory at once while building, on average; default
+            :data:`vo_al.duplicates.BUCKET_ROWS`.
 
         Returns
         -------
         IdIndex
         """
         pool_path = Path(pool_path)
-        stamp = _stamp(pool_path)
-        if cache_path is not None:
-            cached = _load_cache(Path(cache_path), stamp)
-            if cached is not None:
-                return cls(pool_path, *cached)
-        hashes, rows = _scan(pool_path, chunk_rows)
-        if cache_path is not None:
-            _save_cache(Path(cache_path), stamp, hashes, rows)
-        return cls(pool_path, hashes, rows)
+        if cache_path is None:
+            with tempfile.TemporaryDirectory(prefix="vo-al-idindex-") as folder:
+                return cls.build(pool_path, Path(folder) / "index", chunk_rows=chunk_rows,
+                                 bucket_rows=bucket_rows)
+        cache_path, stamp = Path(cache_path), _stamp(pool_path)
+        table = _open_table(cache_path, stamp) or _build_table(
+            pool_path, cache_path, stamp, chunk_rows, bucket_rows or duplicates.BUCKET_ROWS)
+        return cls(pool_path, *table)
 
     def __len__(self) -> int:
         return int(self._rows.size)

@@ -5,7 +5,7 @@
     SESSION/
       config.json          SessionConfig (versioned JSON)
       labels.sqlite        the append-only label log (vo_al.labellog), WAL mode
-      pool-index.npz       cached id → pool row index (vo_al.idindex)
+      pool-index.bin       cached id → pool row index (vo_al.idindex)
       iterations/001/      artefacts of iteration 1: model.pt, scores.h5,
                            query.json, estimate.json, metrics.json,
                            simulation.json (vo-al simulate), done
@@ -62,7 +62,7 @@ ITERATION_FILES = {
 
 _CONFIG = "config.json"
 _LOG = "labels.sqlite"
-_INDEX = "pool-index.npz"
+_INDEX = "pool-index.bin"
 _ITERATIONS = "iterations"
 _BATCH_KINDS = ("query", "estimate")
 
@@ -293,7 +293,8 @@ class Session:
         if "pool_path" in changes:
             with LabelLog(Path(directory) / _LOG) as log:
                 labelled = sorted(log.current())
-            rows = IdIndex.build(changes["pool_path"]).rows(labelled) if labelled else []
+            index = IdIndex.build(changes["pool_path"], Path(directory) / _INDEX)  # the next one
+            rows = index.rows(labelled) if labelled else []
             missing = [i for i, r in zip(labelled, rows) if r < 0]
             if missing:
                 raise SessionError(f"{pool_path} lacks {len(missing)} labelled spectra of the "
