@@ -65,11 +65,10 @@ def test_demo_runs_end_to_end_without_a_display(tmp_path, capsys, monkeypatch):
     demo = tmp_path / "demo"
     arguments = ["demo", "--dir", str(demo), "--lamost", "300", "--ondrejov", "150",
                  "--max-epochs", "1", "--workers", "1", "--query-size", "10"]
-    assert main([*arguments, "--iterations", "1"]) == 0
+    assert main([*arguments, "--iterations", "1", "--no-baseline"]) == 0
     out = capsys.readouterr().out
-    assert "entropy iteration  1: error on unseen" in out
-    assert " random iteration  1: error on unseen" in out
-    assert "| entropy | " in out and "| random | " in out
+    assert "entropy iteration  1: error on unseen" in out and "random" not in out
+    assert "| entropy | " in out
     assert (demo / "learning-curves.png").stat().st_size > 10_000
     command = out.strip().splitlines()[-1].split(": ", 1)[1].split()
     assert command[-2:] == ["gui", str(demo / "session")]
@@ -78,10 +77,19 @@ def test_demo_runs_end_to_end_without_a_display(tmp_path, capsys, monkeypatch):
         first = session.log.entries()
         assert first and session.iteration == 1
 
+    # the baseline (on by default) catches up with a session that ran without it
+    assert main([*arguments, "--iterations", "1"]) == 0
+    out = capsys.readouterr().out
+    assert " random iteration  1: error on unseen" in out and "entropy iteration" not in out
+    assert "| entropy | " in out and "| random | " in out
+
     assert main([*arguments, "--iterations", "2"]) == 0  # a rerun continues, keeping labels
-    assert "continuing" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "continuing" in out and " random iteration  2: error on unseen" in out
     with Session.open(demo / "session") as session:
         assert session.iteration == 2 and session.log.entries()[:len(first)] == first
+    with Session.open(demo / "session" / "baselines" / "random") as twin:
+        assert twin.iteration == 2
 
 
 def test_session_commands_on_a_directory_that_is_not_a_session(tmp_path, capsys):

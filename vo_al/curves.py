@@ -65,6 +65,9 @@ def summary_table(results: dict[str, list[dict]]) -> str:
              "| discoveries | labels spent | discoveries per 100 labels |",
              "|---|---|---|---|---|---|"]
     for strategy, reports in results.items():
+        if not reports:
+            lines.append(f"| {strategy} | no iteration yet | | | | |")
+            continue
         last = reports[-1]
         reached = first_below(reports)
         lines.append(

@@ -158,8 +158,9 @@ def simulate(session: Session, truth_path, iterations: int,
              on_iteration: Callable[[dict], None] | None = None,
              progress=None, baseline: str | None = BASELINE_STRATEGY,
              first_model: str | None = None, client=None) -> list[dict]:
-    """Run ``iterations`` iterations answered from ``truth_path``, and as
-    many on a baseline twin of the session.
+    """Run ``iterations`` iterations answered from ``truth_path``, then bring
+    a baseline twin of the session to the same iteration (as many, unless
+    the twin was made later: then it catches up).
 
     Parameters
     ----------
@@ -201,9 +202,11 @@ def simulate(session: Session, truth_path, iterations: int,
     with baseline_session(session, baseline) as twin:
         twin_options = replace(options, strategy=baseline, diversity=None)
         first = share_first_model(session, twin)
-        twin_reports = _run(twin, truth, answers, iterations, twin_options, on_iteration,
+        behind = max(0, session.iteration - twin.iteration)  # a twin made later catches up
+        twin_reports = _run(twin, truth, answers, behind, twin_options, on_iteration,
                             progress, first, client)
-    return [{**report, "baseline": other} for report, other in zip(reports, twin_reports)]
+    same_iterations = twin_reports[len(twin_reports) - len(reports):] if reports else []
+    return [{**report, "baseline": other} for report, other in zip(reports, same_iterations)]
 
 
 def share_first_model(session: Session, twin: Session) -> str | None:
