@@ -67,6 +67,24 @@ def test_current_and_counts_follow_the_latest_answer(log):
     assert log.counts() == {"emission": 2}
 
 
+def test_current_of_some_spectra_is_the_whole_answer_in_force_restricted(log):
+    """What an import checks against: the answers in force of its own
+    spectra only (more of them than one query binds), undos included."""
+    rows = [dict(spectrum_id=f"s{i}", label="other", **_ENTRY) for i in range(2500)]
+    log.append_many(rows)
+    log.append("s7", "emission", **_ENTRY)
+    log.undo(source="viewer", spectrum_id="s7")
+    log.append("s8", None, action="skip", **_ENTRY)
+    log.undo(source="viewer", spectrum_id="s9")
+    wanted = [f"s{i}" for i in range(0, 2500, 2)] + ["s9", "s8", "absent", "s8"]
+    whole = log.current()
+    some = log.current(wanted)
+    assert some == {i: e for i, e in whole.items() if i in set(wanted)}
+    assert list(some) == [i for i in whole if i in set(wanted)]  # log order
+    assert some["s8"].action == "skip" and "s9" not in some and "absent" not in some
+    assert log.current([]) == {}
+
+
 def test_undo_walks_back_and_restores_the_previous_label(log):
     first = log.append("a", "other", **_ENTRY)
     second = log.append("a", "emission", **_ENTRY)

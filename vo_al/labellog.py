@@ -45,6 +45,8 @@ _COLUMNS = ("seq", "spectrum_id", "label", "action", "undoes", "source", "sender
 _SELECT = ", ".join(f"e.{c}" for c in _COLUMNS)
 _UNDONE = "EXISTS (SELECT 1 FROM entries u WHERE u.undoes = e.seq)"
 _EFFECTIVE = f"e.action IN ('label', 'skip') AND NOT {_UNDONE}"
+#: Ids bound in one query (SQLite allows 32,766 variables; older builds 999).
+_IDS_PER_QUERY = 900
 _INSERT = (f"INSERT INTO entries ({', '.join(_COLUMNS[1:])}) "
            f"VALUES ({', '.join('?' * (len(_COLUMNS) - 1))})")
 
@@ -369,17 +371,32 @@ class LabelLog:
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()[0])
 
-    def current(self) -> dict[str, Entry]:
+    def current(self, spectrum_ids=None) -> dict[str, Entry]:
         """The answer in force for each spectrum: its latest label or skip
         that is not undone (undoing the latest brings back the one before).
+
+        Parameters
+        ----------
+        spectrum_ids : iterable of str, optional
+            Only these spectra (found through the log's index: the cost
+            follows their number, not the log's size).
 
         Returns
         -------
         dict
             ``spectrum_id -> Entry``, in the order of those entries.
         """
-        entries = self._read(f"SELECT {_SELECT}, 0 FROM entries e WHERE {_EFFECTIVE} "
-                             "ORDER BY e.seq")
+        query = f"SELECT {_SELECT}, 0 FROM entries e WHERE {_EFFECTIVE}"
+        if spectrum_ids is None:
+            entries = self._read(f"{query} ORDER BY e.seq")
+        else:
+            ids = list(dict.fromkeys(str(i) for i in spectrum_ids))
+            entries = []
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start:start + _IDS_PER_QUERY]
+                entries += self._read(f"{query} AND e.spectrum_id IN "
+                                      f"({', '.join('?' * len(chunk))})", chunk)
+            entries.sort(key=lambda e: e.seq)
         current = {e.spectrum_id: e for e in entries}
         return dict(sorted(current.items(), key=lambda item: item[1].seq))
 

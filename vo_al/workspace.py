@@ -225,7 +225,7 @@ class Workspace:
         """The ``(spectrum_id, class name)`` pairs that would change the
         answer in force (an unknown class counts as a change: it is refused,
         with its reason, when recorded)."""
-        current = self.session.log.current()
+        current = self.session.log.current(spectrum_id for spectrum_id, _ in pairs)
         config = self.config
         changed = []
         for spectrum_id, name in pairs:
