@@ -70,6 +70,16 @@ def test_hash_collisions_never_give_a_wrong_row(pools, monkeypatch):
     assert index.rows([ids[5], "nope", ids[0]]).tolist() == [5, -1, 0]
 
 
+def test_the_index_cache_of_earlier_versions_is_replaced(session, pools):
+    """A session made by an earlier vo-al keeps a pool-index.npz (16 bytes per
+    spectrum, loaded whole); the first lookup writes the table and deletes it."""
+    _, _, ids = pools
+    old = session.directory / "pool-index.npz"
+    old.write_bytes(b"PK\x03\x04 an old cache")
+    assert session.index.rows(ids[:2]).tolist() == [0, 1]
+    assert not old.exists() and (session.directory / "pool-index.bin").is_file()
+
+
 # --------------------------------------------------------------------------
 # Creating and opening
 

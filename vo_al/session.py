@@ -63,6 +63,8 @@ ITERATION_FILES = {
 _CONFIG = "config.json"
 _LOG = "labels.sqlite"
 _INDEX = "pool-index.bin"
+#: The index cache of vo-al before 2026-11-30 (loaded whole; 16 bytes per spectrum).
+_OLD_INDEX = "pool-index.npz"
 _ITERATIONS = "iterations"
 _BATCH_KINDS = ("query", "estimate")
 
@@ -322,6 +324,7 @@ class Session:
         with self._index_lock:
             if self._index is None:
                 self._index = IdIndex.build(self.config.pool_path, self.directory / _INDEX)
+                (self.directory / _OLD_INDEX).unlink(missing_ok=True)
             return self._index
 
     # ------------------------------------------------------------------
