@@ -98,7 +98,9 @@ class App:
     def _window(self) -> str:
         if not self.process.alive():
             pytest.fail(f"vo-al gui exited: {self.log.read_text()[-3000:]}")
-        found = self.xdotool("search", "--name", "^vo-al — ", check=False)
+        # only once mapped: focusing a window that has its name but is not shown yet
+        # is an X error (BadMatch), as a loaded CI machine found
+        found = self.xdotool("search", "--onlyvisible", "--name", "^vo-al — ", check=False)
         return found.split()[0] if found else ""
 
     def xdotool(self, *args: str, check: bool = True) -> str:
