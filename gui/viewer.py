@@ -242,7 +242,7 @@ class SpectrumViewer(QtWidgets.QWidget):
         if self.record is None or original.path != _normal(self.record.source):
             return
         self.original_curve.setData(original.wavelength, original.flux)
-        self.original_note.setText(f"original: {html.escape(Path(original.path).name)}")
+        self.original_note.setText(f"original: {html.escape(original.name)}")
         self.original_note.setToolTip(original.path)
 
     def original_failed(self, path: str, message: str):

@@ -260,3 +260,5 @@ def test_the_viewer_overlays_the_regenerated_original(qtbot, session_dir, tmp_pa
     assert source.startswith("synth:lamost/") and "unavailable" not in viewer.original_note.text()
     np.testing.assert_array_equal(viewer.original_curve.xData, read_spectrum(source).wavelength)
     assert viewer.original_note.toolTip() == source
+    file_name = source.removeprefix("synth:lamost/").split("?")[0]
+    assert viewer.original_note.text() == f"original: {file_name} (regenerated)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from astropy import units as u
@@ -20,7 +21,7 @@ from .labellog import Entry
 from .pool import PoolReader
 from .preprocess import PreprocessConfig, to_working_medium, vacuum_to_air
 from .session import Session
-from .spectra import read_spectrum
+from .spectra import SYNTH_PREFIX, read_spectrum
 
 from .queues import Queue
 
@@ -88,6 +89,14 @@ class OriginalSpectrum:
     path: str
     wavelength: np.ndarray
     flux: np.ndarray
+
+    @property
+    def name(self) -> str:
+        """What to call it: the file's name; for a ``synth:`` source, the name
+        of the file it stands for, marked as made again."""
+        if self.path.startswith(SYNTH_PREFIX):
+            return f"{Path(self.path.split('?', 1)[0]).name} (regenerated)"
+        return Path(self.path).name
 
 
 def spectrum_record(session: Session, pool: PoolReader, wavelength: np.ndarray, queue: Queue,

@@ -6,6 +6,7 @@
 
 from .record import AIR, VACUUM, Spectrum, utf8_text
 from .registry import (
+    SYNTH_PREFIX,
     CorruptFile,
     RefusedFile,
     SpectrumReadError,
@@ -27,6 +28,7 @@ __all__ = [
     "identify_format",
     "read_spectrum",
     "readers",
+    "SYNTH_PREFIX",
     "register_reader",
     "utf8_text",
 ]
