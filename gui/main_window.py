@@ -391,7 +391,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ jobs
 
-    def start_job(self, key: str, name: str, task, done) -> Job:
+    def start_job(self, key: str, name: str, task, done, progress=None,
+                  cancelled=None) -> Job:
         """Run ``task`` in a :class:`~vo_al.gui.workers.Job` and hand its result to
         ``done`` on the GUI thread; failures become error dialogs.
 
@@ -406,6 +407,10 @@ class MainWindow(QtWidgets.QMainWindow):
             ``task(progress, cancel) -> result``.
         done : callable
             ``done(result)``.
+        progress, cancelled : callable, optional
+            ``progress(step, done, total, text)`` for each report, and
+            ``cancelled()``; connected before the job starts, so that no
+            early report is lost.
 
         Returns
         -------
@@ -426,6 +431,10 @@ class MainWindow(QtWidgets.QMainWindow):
                                                                          details))
         job.sigCancelled.connect(lambda: self._jobs.pop(key, None) if
                                  self._jobs.get(key) is job else None)
+        if progress is not None:
+            job.sigProgress.connect(progress)
+        if cancelled is not None:
+            job.sigCancelled.connect(cancelled)
         job.finished.connect(job.deleteLater)
         job.start()
         return job
@@ -749,11 +758,10 @@ class MainWindow(QtWidgets.QMainWindow):
         options = settings.options(self.strategy.currentData())
         job = self.start_job("iterate", "Iteration",
                              iterate_task(self.workspace, options, *settings.cluster()),
-                             self._iteration_done)
+                             self._iteration_done, self.progress.report,
+                             self._iteration_cancelled)
         if job is None:
             return
-        job.sigProgress.connect(self.progress.report)
-        job.sigCancelled.connect(self._iteration_cancelled)
         self.progress.start(f"iteration {self.workspace.iteration + 1}: starting")
         self.iterate_action.setEnabled(False)
         self.cancel_action.setEnabled(True)
@@ -824,13 +832,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.crossmatch_progress.start("cross-match: reading the candidates")
         self.crossmatch_action.setEnabled(False)
         self._tick_timer.start()
-        job = self.start_job("crossmatch", "Cross-match",
-                             crossmatch_task(self.workspace, catalogues, refresh),
-                             self._crossmatch_done)
-        if job is not None:
-            job.sigProgress.connect(self.crossmatch_progress.report)
-            job.sigCancelled.connect(self._crossmatch_cancelled)
-        return job
+        return self.start_job("crossmatch", "Cross-match",
+                              crossmatch_task(self.workspace, catalogues, refresh),
+                              self._crossmatch_done, self.crossmatch_progress.report,
+                              self._crossmatch_cancelled)
 
     def cancel_crossmatch(self):
         """Stop the running cross-match; the matches stored so far stay."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import shlex
 import signal
+import socket
+import threading
 import warnings
 from pathlib import Path
 
@@ -312,6 +314,24 @@ def test_an_untrusted_client_gets_a_refusal_that_says_how_to_trust_it(peers, vo_
 # Last: the hub goes away and comes back, twenty times
 
 ROUNDS = 20
+
+
+def test_a_peer_hanging_up_inside_a_request_costs_no_thread(vo_al, sender):
+    """A POST to vo-al's callback that announces more body than it sends, then
+    hangs up (as a hub killed mid-delivery does): pyvo's handler read nothing
+    forever at full CPU; vo-al drops the request and answers the next call."""
+    before = {t.ident for t in threading.enumerate()}
+    for _ in range(3):
+        with socket.create_connection(vo_al.link.bridge.callback_address) as peer:
+            peer.sendall(b"POST / HTTP/1.0\r\nContent-Length: 100000\r\n\r\n<?xml")
+
+    def requests_running():
+        return [t for t in threading.enumerate()
+                if t.ident not in before and "process_request" in t.name]
+
+    wait_for(lambda: not requests_running(), 60, "the requests cut short to end")
+    response, _ = sender.call(sender.vo_al, "samp.app.ping", {})
+    assert response["samp.status"] == "samp.ok"
 
 
 def _registered_with_the_running_hub(bridge):

@@ -24,6 +24,7 @@ from pyvo.samp import SAMPHubError, SAMPIntegratedClient, SAMPProxyError
 from pyvo.samp import conf as samp_conf
 
 from vo_al.loop import IterationOptions, run_iteration
+from vo_al.samp.callable import harden
 from vo_al.samp.headless import Runner
 from vo_al.samp.hub import LOOPBACK
 from peers import TOOLS, PeerEnvironment, missing_tools, wait_for
@@ -108,6 +109,7 @@ class Sender:
         with samp_conf.set_temp("use_internet", False):
             self.client = SAMPIntegratedClient(name=name, addr=LOOPBACK)
             self.client.connect()
+        harden(self.client.client.client)  # as vo-al's own: a killed hub never hangs pytest
 
     def close(self):
         """Unregister (a hub that is gone or stopping already needs nothing)."""

@@ -40,6 +40,7 @@ from pyvo.samp import conf as samp_conf
 
 from .. import __version__
 from ..events import SampStatus
+from .callable import harden
 from .errors import HubUnavailable, SampError
 from .hub import HUB_ERRORS, LOOPBACK, HubProxy, OwnHub, running_hub
 from .inbox import Call, Response
@@ -139,6 +140,7 @@ class _Client(SAMPClient):
     def __init__(self, hub_proxy, bridge: "SampBridge"):
         with samp_conf.set_temp("use_internet", False):  # no network probe: loopback only
             super().__init__(hub_proxy, metadata=client_metadata(), addr=LOOPBACK)
+        harden(self.client)  # a peer hanging up mid-request must not spin a thread forever
         for mtype in ("samp.app.ping", "client.env.get"):  # the bridge answers ping itself
             self.unbind_receive_call(mtype, declare=False)
         self._bridge = bridge
@@ -274,6 +276,12 @@ class SampBridge:
         """The XML-RPC URL of the hub vo-al is registered with, or None."""
         conn = self._conn
         return conn.hub_url if conn else None
+
+    @property
+    def callback_address(self) -> tuple[str, int] | None:
+        """``(host, port)`` where the hub calls vo-al back, or None."""
+        conn = self._conn
+        return tuple(conn.client.client.server_address[:2]) if conn else None
 
     def wait_connected(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds for a registration; never on a GUI thread."""
