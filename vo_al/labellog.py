@@ -47,6 +47,11 @@ _UNDONE = "EXISTS (SELECT 1 FROM entries u WHERE u.undoes = e.seq)"
 _EFFECTIVE = f"e.action IN ('label', 'skip') AND NOT {_UNDONE}"
 #: Ids bound in one query (SQLite allows 32,766 variables; older builds 999).
 _IDS_PER_QUERY = 900
+#: The entry in force of each id of ``wanted``: the latest effective one, found by
+#: walking that spectrum's index backwards (its older history is never read).
+_LATEST = (f"SELECT {', '.join(f'o.{c}' for c in _COLUMNS)}, 0 FROM entries o WHERE o.seq IN "
+           f"(SELECT (SELECT e.seq FROM entries e WHERE e.spectrum_id = w.id AND {_EFFECTIVE} "
+           "ORDER BY e.seq DESC LIMIT 1) FROM wanted w)")
 _INSERT = (f"INSERT INTO entries ({', '.join(_COLUMNS[1:])}) "
            f"VALUES ({', '.join('?' * (len(_COLUMNS) - 1))})")
 
@@ -386,16 +391,16 @@ class LabelLog:
         dict
             ``spectrum_id -> Entry``, in the order of those entries.
         """
-        query = f"SELECT {_SELECT}, 0 FROM entries e WHERE {_EFFECTIVE}"
         if spectrum_ids is None:
-            entries = self._read(f"{query} ORDER BY e.seq")
+            entries = self._read(f"SELECT {_SELECT}, 0 FROM entries e WHERE {_EFFECTIVE} "
+                                 "ORDER BY e.seq")
         else:
             ids = list(dict.fromkeys(str(i) for i in spectrum_ids))
             entries = []
             for start in range(0, len(ids), _IDS_PER_QUERY):
                 chunk = ids[start:start + _IDS_PER_QUERY]
-                entries += self._read(f"{query} AND e.spectrum_id IN "
-                                      f"({', '.join('?' * len(chunk))})", chunk)
+                wanted = ", ".join(["(?)"] * len(chunk))
+                entries += self._read(f"WITH wanted(id) AS (VALUES {wanted}) {_LATEST}", chunk)
             entries.sort(key=lambda e: e.seq)
         current = {e.spectrum_id: e for e in entries}
         return dict(sorted(current.items(), key=lambda item: item[1].seq))
